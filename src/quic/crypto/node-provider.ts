@@ -11,11 +11,12 @@ import {
   createHmac,
   createSecretKey,
   type KeyObject,
-  randomBytes,
+  randomFillSync,
 } from "node:crypto";
 import { QuicUsageError } from "../errors.ts";
 import {
   AEAD_KEY_LENGTH,
+  AEAD_NONCE_LENGTH,
   AEAD_TAG_LENGTH,
   type Aead,
   type AeadName,
@@ -26,9 +27,36 @@ import {
 } from "./provider.ts";
 
 function checkKey(name: AeadName, key: Uint8Array): void {
+  if (!Object.hasOwn(AEAD_KEY_LENGTH, name)) throw new QuicUsageError(`unknown AEAD ${String(name)}`);
   if (key.length !== AEAD_KEY_LENGTH[name]) {
     throw new QuicUsageError(`${name} key must be ${AEAD_KEY_LENGTH[name]} bytes, got ${key.length}`);
   }
+}
+
+/** OpenSSL's GCM accepts any IV length, so a wrong-sized nonce would silently change the output. */
+function checkNonce(nonce: Uint8Array): void {
+  if (nonce.length !== AEAD_NONCE_LENGTH) {
+    throw new QuicUsageError(`AEAD nonce must be ${AEAD_NONCE_LENGTH} bytes, got ${nonce.length}`);
+  }
+}
+
+function checkOut(out: Uint8Array, outOffset: number, length: number): void {
+  if (!Number.isInteger(outOffset) || outOffset < 0 || outOffset + length > out.length) {
+    throw new QuicUsageError(`output buffer too small: need ${length} bytes at offset ${outOffset}`);
+  }
+}
+
+/**
+ * A short sample would be fatal for the streaming ECB cipher: OpenSSL would buffer the partial
+ * block and every later mask would be computed from misaligned input.
+ */
+function checkSample(sample: Uint8Array): void {
+  if (sample.length < 16) throw new QuicUsageError("header protection sample must be 16 bytes");
+}
+
+/** node:crypto returns Buffers; hand out plain Uint8Arrays (same bytes, no copy) like noble does. */
+function plain(b: Buffer): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset, b.length);
 }
 
 class NodeAead implements Aead {
@@ -50,6 +78,8 @@ class NodeAead implements Aead {
     out: Uint8Array,
     outOffset: number,
   ): number {
+    checkNonce(nonce);
+    checkOut(out, outOffset, plaintext.length + AEAD_TAG_LENGTH);
     const c = createCipheriv(this.name as "aes-128-gcm", this.key, nonce, { authTagLength: AEAD_TAG_LENGTH });
     if (this.chacha) c.setAAD(aad, { plaintextLength: plaintext.length });
     else c.setAAD(aad);
@@ -67,8 +97,10 @@ class NodeAead implements Aead {
     out: Uint8Array,
     outOffset: number,
   ): number {
+    checkNonce(nonce);
     const ctLen = ciphertext.length - AEAD_TAG_LENGTH;
     if (ctLen < 0) return -1;
+    checkOut(out, outOffset, ctLen);
     const d = createDecipheriv(this.name as "aes-128-gcm", this.key, nonce, {
       authTagLength: AEAD_TAG_LENGTH,
     });
@@ -95,6 +127,7 @@ class NodeAesHeaderProtection implements HeaderProtection {
     this.ecb.setAutoPadding(false);
   }
   mask(sample: Uint8Array, out: Uint8Array): void {
+    checkSample(sample);
     const block = this.ecb.update(sample.subarray(0, 16));
     for (let i = 0; i < 5; i++) out[i] = block[i];
   }
@@ -111,6 +144,7 @@ class NodeChaChaHeaderProtection implements HeaderProtection {
   mask(sample: Uint8Array, out: Uint8Array): void {
     // RFC 9001 §5.4.4: counter = sample[0..4) little-endian, nonce = sample[4..16). OpenSSL's
     // "chacha20" takes exactly that 16-byte IV (32-bit LE counter ‖ 96-bit nonce).
+    checkSample(sample);
     const c = createCipheriv("chacha20", this.key, sample.subarray(0, 16));
     const block = c.update(FIVE_ZEROS);
     for (let i = 0; i < 5; i++) out[i] = block[i];
@@ -140,6 +174,8 @@ export class NodeCryptoProvider implements CryptoProvider {
     if (!Number.isInteger(length) || length < 0 || length > 255 * hashLen) {
       throw new QuicUsageError(`HKDF-Expand length ${length} out of range`);
     }
+    // RFC 5869 §2.3: "PRK: a pseudorandom key of at least HashLen octets" (noble enforces it too).
+    if (prk.length < hashLen) throw new QuicUsageError(`HKDF-Expand PRK shorter than ${hashLen} bytes`);
     // RFC 5869 §2.3: T(i) = HMAC(PRK, T(i-1) ‖ info ‖ i).
     const out = new Uint8Array(length);
     let prev: Uint8Array = new Uint8Array(0);
@@ -156,15 +192,15 @@ export class NodeCryptoProvider implements CryptoProvider {
   }
 
   hmac(hash: HashName, key: Uint8Array, data: Uint8Array): Uint8Array {
-    return createHmac(hash, key).update(data).digest();
+    return plain(createHmac(hash, key).update(data).digest());
   }
 
   hash(hash: HashName, data: Uint8Array): Uint8Array {
-    return createHash(hash).update(data).digest();
+    return plain(createHash(hash).update(data).digest());
   }
 
   randomBytes(length: number): Uint8Array {
-    return randomBytes(length);
+    return randomFillSync(new Uint8Array(length));
   }
 }
 
