@@ -1156,7 +1156,7 @@ function buildPath(
     if (anchor) {
       // Trust anchors may be v1 certificates without extensions; one that says CA:FALSE cannot issue.
       if (bc && !bc.ca) throw badCertificate("trust anchor is not a CA (basicConstraints CA:FALSE)");
-    } else if (false) {
+    } else if (!bc?.ca) {
       throw badCertificate("issuer is not a CA (basicConstraints CA:TRUE missing)");
     }
     if (issuer.keyUsage !== undefined && !(issuer.keyUsage & KeyUsageBit.keyCertSign)) {

@@ -53,6 +53,8 @@ import {
   patchBinders,
   type ServerHello,
 } from "./messages.ts";
+import { ticketMaxEarlyDataSize } from "./session-cache.ts";
+import { MAX_TICKET_LIFETIME_S } from "./session-ticket.ts";
 import {
   buildCertificateVerifyContent,
   isCertificateVerifyScheme,
@@ -180,11 +182,11 @@ export class TlsClient extends TlsEndpoint {
     if (!s) return undefined;
     const suite = CIPHER_SUITES.get(s.cipherSuite);
     if (!suite || !this.suites.some((id) => CIPHER_SUITES.get(id)?.hash === suite.hash)) return undefined;
-    if (now - s.receivedAt >= s.lifetimeSeconds * 1000) return undefined;
+    if (now - s.receivedAt >= s.lifetime * 1000) return undefined;
     if (
       this.config.serverName !== undefined &&
-      s.serverName !== undefined &&
-      s.serverName !== this.config.serverName
+      s.sni !== undefined &&
+      s.sni !== this.config.serverName
     ) {
       return undefined;
     }
@@ -585,30 +587,24 @@ export class TlsClient extends TlsEndpoint {
   }
 
   private onNewSessionTicket(msg: NewSessionTicket): void {
-    const early = findExtension(msg.extensions, ExtensionType.early_data);
     // RFC 9001 §4.6.1: max_early_data_size other than 0xffffffff is a PROTOCOL_VIOLATION.
-    if (early && early.maxEarlyDataSize !== 0xffffffff) {
-      throw new QuicError(TransportErrorCode.PROTOCOL_VIOLATION, "max_early_data_size is not 0xffffffff");
-    }
+    const maxEarlyDataSize = ticketMaxEarlyDataSize(msg);
     // RFC 9846 §4.6.1: lifetime is at most 7 days; 0 means "do not cache".
-    if (msg.ticketLifetime > 604800)
+    if (msg.ticketLifetime > MAX_TICKET_LIFETIME_S) {
       throw new TlsError(AlertDescription.illegal_parameter, "ticket lifetime over 7 days");
-    if (msg.ticketLifetime === 0 || !this.alpn || !this.peerTransportParameters) return;
-    const ks = this.schedule!;
-    this.events.push({
-      type: "session-ticket",
-      session: {
-        ticket: msg.ticket.slice(),
-        psk: ks.resumptionPsk(this.resumptionSecret!, msg.ticketNonce),
-        cipherSuite: this.suite!.id,
-        ticketAgeAdd: msg.ticketAgeAdd,
-        receivedAt: this.now,
-        lifetimeSeconds: msg.ticketLifetime,
-        maxEarlyDataSize: early ? early.maxEarlyDataSize : 0,
-        alpn: this.alpn,
-        serverName: this.config.serverName,
-        serverTransportParameters: this.peerTransportParameters.slice(),
-      },
-    });
+    }
+    if (msg.ticketLifetime === 0 || !this.alpn) return;
+    const session: ResumableSession = {
+      ticket: msg.ticket.slice(),
+      psk: this.schedule!.resumptionPsk(this.resumptionSecret!, msg.ticketNonce),
+      cipherSuite: this.suite!.id,
+      ticketAgeAdd: msg.ticketAgeAdd,
+      receivedAt: this.now,
+      lifetime: msg.ticketLifetime,
+      maxEarlyDataSize,
+      alpn: this.alpn,
+      sni: this.config.serverName,
+    };
+    this.events.push({ type: "session-ticket", session });
   }
 }

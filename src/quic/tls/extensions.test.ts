@@ -156,7 +156,19 @@ describe("extension vector bounds, truncation and trailing data", () => {
       { binders: [hex("ab".repeat(32))] },
     ],
     ["client_hello", T.pre_shared_key, `0006000001000000000021${"20".concat("ab".repeat(32))}`, DE], // empty identity
-    ["client_hello", T.pre_shared_key, `0007000101000000050020${"1f".concat("ab".repeat(31))}`, DE], // binder < 32
+    [
+      "client_hello",
+      T.pre_shared_key,
+      `000e00010100000005000102000000060041${"20".concat("ab".repeat(32))}${"1f".concat("cd".repeat(31))}`,
+      DE,
+    ], // 2nd binder < 32
+    [
+      "client_hello",
+      T.pre_shared_key,
+      `000e00010100000005000102000000060042${"20".concat("ab".repeat(32))}${"20".concat("cd".repeat(32))}`,
+      { binders: [hex("ab".repeat(32)), hex("cd".repeat(32))] },
+    ],
+    ["client_hello", T.pre_shared_key, `0007000101000000050020${"1f".concat("ab".repeat(31))}`, DE], // list < 33
     ["client_hello", T.pre_shared_key, "000700010100000005", DE], // no binders
     ["client_hello", T.psk_key_exchange_modes, "020001", { modes: [0, 1] }],
     ["client_hello", T.psk_key_exchange_modes, "00", DE], // <1..255>

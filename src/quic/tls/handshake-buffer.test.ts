@@ -156,6 +156,13 @@ describe("HandshakeBuffer framing", () => {
     expect(hb.atMessageBoundary).toBe(false);
     expect(toHex(hb.next()?.raw ?? new Uint8Array())).toBe("14000002aabb");
     expect(hb.bufferedBytes).toBe(1);
+    expect(hb.atMessageBoundary).toBe(false);
+    hb.push(hex("00000100"));
+    // Complete but not yet taken: no partial message, yet bytes remain unconsumed.
+    expect(hb.atMessageBoundary).toBe(true);
+    expect(hb.bufferedBytes).toBe(5);
+    expect(toHex(hb.next()?.raw ?? new Uint8Array())).toBe("1400000100");
+    expect(hb.bufferedBytes).toBe(0);
   });
 
   it("copies: later changes to pushed chunks or returned messages affect nothing else", () => {

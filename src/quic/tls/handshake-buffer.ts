@@ -60,9 +60,10 @@ export class HandshakeBuffer {
   }
 
   /**
-   * True when there is no partial message pending (every byte pushed has been returned or belongs
-   * to a complete message). RFC 9001 §4.1.3: unconsumed data at a key change is
-   * PROTOCOL_VIOLATION, which the caller checks with this.
+   * True when no partial message is pending: every byte pushed belongs to a complete message
+   * (returned or still queued for {@link next}). RFC 9001 §4.1.3's check at a key change ("data
+   * from a previous encryption level that TLS has not consumed" is PROTOCOL_VIOLATION) is
+   * `bufferedBytes === 0`, which also counts complete messages not yet taken.
    */
   get atMessageBoundary(): boolean {
     return this.scan === this.end;

@@ -14,6 +14,7 @@ import { AlertDescription, TlsError } from "./alert.ts";
 import { HandshakeBuffer } from "./handshake-buffer.ts";
 import { type KeySchedule, Transcript } from "./key-schedule.ts";
 import { CipherSuite, decodeHandshakeMessage, type HandshakeMessage, HandshakeType } from "./messages.ts";
+import type { SessionTicketEntry } from "./session-cache.ts";
 
 /** QUIC encryption levels (RFC 9001 §4.1.4); "early" is 0-RTT. */
 export type EncryptionLevel = "initial" | "early" | "handshake" | "application";
@@ -76,25 +77,22 @@ export type TlsEvent =
   | { readonly type: "handshake-complete" };
 
 /**
- * What a client keeps from a NewSessionTicket to resume (RFC 9846 §4.6.1) and, when allowed, to
- * send 0-RTT with (RFC 9001 §4.6.1, RFC 9000 §7.4.1).
+ * What the TLS client needs of an earlier session to resume it (RFC 9846 §4.6.1, §4.2.11) and,
+ * when allowed, to send 0-RTT. The QUIC layer stores these as {@link SessionTicketEntry} in a
+ * SessionCache, adding what TLS does not know (QUIC version, remembered transport parameters).
  */
-export interface ResumableSession {
-  readonly ticket: Uint8Array;
-  /** The PSK the ticket stands for: HKDF-Expand-Label(resumption_secret, "resumption", nonce). */
-  readonly psk: Uint8Array;
-  readonly cipherSuite: number;
-  readonly ticketAgeAdd: number;
-  /** When the ticket arrived (ms). */
-  readonly receivedAt: number;
-  readonly lifetimeSeconds: number;
-  /** 0xffffffff when the server allows 0-RTT with this ticket, else 0. */
-  readonly maxEarlyDataSize: number;
-  readonly alpn: string;
-  readonly serverName: string | undefined;
-  /** The server's encoded transport parameters of the connection that issued the ticket. */
-  readonly serverTransportParameters: Uint8Array;
-}
+export type ResumableSession = Pick<
+  SessionTicketEntry,
+  | "ticket"
+  | "psk"
+  | "cipherSuite"
+  | "alpn"
+  | "sni"
+  | "receivedAt"
+  | "lifetime"
+  | "ticketAgeAdd"
+  | "maxEarlyDataSize"
+>;
 
 /** A certificate chain and its private key. */
 export interface TlsCredentials {
