@@ -294,7 +294,9 @@ export class LossDetection<T> {
     // DetectAndRemoveAckedPackets: ranges from the lowest up, so newlyAcked ends up ascending.
     const newlyAcked = result.newlyAcked;
     if (ranges.length < 2) sp.sent.removeRange(largest, largest, newlyAcked);
-    else for (let i = ranges.length - 2; i >= 0; i -= 2) sp.sent.removeRange(ranges[i + 1], ranges[i], newlyAcked);
+    else
+      for (let i = ranges.length - 2; i >= 0; i -= 2)
+        sp.sent.removeRange(ranges[i + 1], ranges[i], newlyAcked);
     if (newlyAcked.length === 0) return result;
 
     let ackEliciting = false;
@@ -620,7 +622,8 @@ export class LossDetection<T> {
       return;
     }
     const s = this.spaces;
-    const ackEliciting = s[0].sent.ackElicitingCount + s[1].sent.ackElicitingCount + s[2].sent.ackElicitingCount;
+    const ackEliciting =
+      s[0].sent.ackElicitingCount + s[1].sent.ackElicitingCount + s[2].sent.ackElicitingCount;
     if (ackEliciting === 0 && this.peerCompletedAddressValidation) {
       this.timer = undefined;
       return;
@@ -631,7 +634,12 @@ export class LossDetection<T> {
 }
 
 /** RFC 9000 §13.1 / §21.4: an ACK range covering a skipped packet number acknowledges an unsent packet. */
-function checkSkipped(skipped: readonly number[], largest: number, ranges: readonly number[], type: number): void {
+function checkSkipped(
+  skipped: readonly number[],
+  largest: number,
+  ranges: readonly number[],
+  type: number,
+): void {
   for (const pn of skipped) {
     if (pn > largest) continue;
     if (ranges.length < 2) {

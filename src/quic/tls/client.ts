@@ -19,6 +19,7 @@ import {
   findExtension,
   NamedGroup,
   PskKeyExchangeMode,
+  SignatureScheme,
   serverNameExtension,
   TLS13_VERSION,
 } from "./extensions.ts";
@@ -65,12 +66,12 @@ import {
 
 /** Signature schemes the client offers for CertificateVerify, in preference order. */
 export const DEFAULT_SIGNATURE_SCHEMES: readonly number[] = [
-  0x0403, // ecdsa_secp256r1_sha256
-  0x0804, // rsa_pss_rsae_sha256
-  0x0807, // ed25519
-  0x0503, // ecdsa_secp384r1_sha384
-  0x0805, // rsa_pss_rsae_sha384
-  0x0806, // rsa_pss_rsae_sha512
+  SignatureScheme.ecdsa_secp256r1_sha256,
+  SignatureScheme.rsa_pss_rsae_sha256,
+  SignatureScheme.ed25519,
+  SignatureScheme.ecdsa_secp384r1_sha384,
+  SignatureScheme.rsa_pss_rsae_sha384,
+  SignatureScheme.rsa_pss_rsae_sha512,
 ];
 
 export interface TlsClientConfig extends TlsCommonConfig {
@@ -183,11 +184,7 @@ export class TlsClient extends TlsEndpoint {
     const suite = CIPHER_SUITES.get(s.cipherSuite);
     if (!suite || !this.suites.some((id) => CIPHER_SUITES.get(id)?.hash === suite.hash)) return undefined;
     if (now - s.receivedAt >= s.lifetime * 1000) return undefined;
-    if (
-      this.config.serverName !== undefined &&
-      s.sni !== undefined &&
-      s.sni !== this.config.serverName
-    ) {
+    if (this.config.serverName !== undefined && s.sni !== undefined && s.sni !== this.config.serverName) {
       return undefined;
     }
     return s;

@@ -460,3 +460,153 @@ describe("hostile handshake input", () => {
     expect(server).toBeDefined();
   });
 });
+
+describe("signature schemes with a CA-issued chain", () => {
+  const kinds = [
+    ["p256", 0x0403],
+    ["p384", 0x0503],
+    ["ed25519", 0x0807],
+    ["rsa2048", 0x0804],
+  ] as const;
+  for (const [kind, scheme] of kinds) {
+    it(`server key ${kind} signs CertificateVerify with 0x${scheme.toString(16)}, chain verified to the root`, async () => {
+      const { buildPki, makeKey, NOW: PKI_NOW } = await import("./test-pki.ts");
+      const pki = await buildPki({ leafKey: makeKey(kind), dns: ["quic.test"], tag: kind });
+      const now = PKI_NOW.getTime();
+      const { client, server, c } = handshake(
+        clientConfig({ serverName: "quic.test", roots: [pki.root.pem] }),
+        serverConfig({
+          credentials: { chainDer: [pki.leaf.der, pki.intermediate.der], privateKey: pki.leaf.key.privateKey },
+        }),
+        now,
+      );
+      expectMatchingKeys(client, server);
+      const cv = server.events.find((e) => e.type === "send" && e.level === "handshake" && e.data[0] === 15);
+      if (cv?.type !== "send") throw new Error("no CertificateVerify");
+      expect((cv.data[4] << 8) | cv.data[5]).toBe(scheme);
+      expect(c.peerCertificates).toHaveLength(2);
+    });
+  }
+
+  it("mutual TLS with a CA-issued client certificate verified against the server's client roots", async () => {
+    const { buildPki, makeKey, NOW: PKI_NOW } = await import("./test-pki.ts");
+    const serverPki = await buildPki({ dns: ["quic.test"], tag: "srv" });
+    const clientPki = await buildPki({ leafKey: makeKey("p384"), dns: ["client.test"], tag: "cli" });
+    const now = PKI_NOW.getTime();
+    const { s } = handshake(
+      clientConfig({
+        serverName: "quic.test",
+        roots: [serverPki.root.pem],
+        clientCredentials: {
+          chainDer: [clientPki.leaf.der, clientPki.intermediate.der],
+          privateKey: clientPki.leaf.key.privateKey,
+        },
+      }),
+      serverConfig({
+        credentials: { chainDer: [serverPki.leaf.der, serverPki.intermediate.der], privateKey: serverPki.leaf.key.privateKey },
+        clientAuth: { mode: "require", roots: [clientPki.root.pem] },
+      }),
+      now,
+    );
+    expect(s.handshakeComplete).toBe(true);
+    expect(toHex(s.peerCertificates[0])).toBe(toHex(clientPki.leaf.der));
+    // A client certificate from a CA the server does not trust → unknown_ca.
+    expect(() =>
+      handshake(
+        clientConfig({
+          serverName: "quic.test",
+          roots: [serverPki.root.pem],
+          clientCredentials: { chainDer: [clientPki.leaf.der], privateKey: clientPki.leaf.key.privateKey },
+        }),
+        serverConfig({
+          credentials: { chainDer: [serverPki.leaf.der, serverPki.intermediate.der], privateKey: serverPki.leaf.key.privateKey },
+          clientAuth: { mode: "require", roots: [serverPki.root.pem] },
+        }),
+        now,
+      ),
+    ).toThrow(expect.objectContaining({ alert: AlertDescription.unknown_ca }));
+  });
+});
+
+describe("hostile server flight", () => {
+  it("the client only ever fails with a QuicError on mutated or truncated server messages", () => {
+    const base = new TlsClient(clientConfig());
+    base.start(NOW);
+    const server = new TlsServer(serverConfig());
+    for (const e of base.takeEvents()) if (e.type === "send") server.receive(e.level, e.data, NOW);
+    const flight = server.takeEvents().filter((e) => e.type === "send");
+    fc.assert(
+      fc.property(
+        fc.nat(flight.length - 1),
+        fc.nat(),
+        fc.integer({ min: 1, max: 255 }),
+        fc.boolean(),
+        (which, pos, xor, truncate) => {
+          // Replay the same ClientHello state into a fresh client: use a clone by re-running.
+          const client = new TlsClient(clientConfig());
+          client.start(NOW);
+          // A fresh client has a different key share, so the server flight cannot verify past
+          // ServerHello anyway; what matters is that every failure is a QuicError.
+          try {
+            flight.forEach((e, i) => {
+              if (e.type !== "send") return;
+              let data = e.data;
+              if (i === which) {
+                data = data.slice();
+                if (truncate) data = data.subarray(0, pos % data.length);
+                else data[pos % data.length] ^= xor;
+              }
+              client.receive(e.level, data, NOW);
+            });
+          } catch (err) {
+            expect(err).toBeInstanceOf(QuicError);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("logs CLIENT_EARLY_TRAFFIC_SECRET when 0-RTT is attempted", () => {
+    const provider = cryptoProviders[0];
+    const keyRing = new TicketKeyRing(provider, { key: new Uint8Array(32).fill(3) });
+    const tickets = {
+      keyRing,
+      earlyData: true,
+      antiReplay: new AntiReplay(provider, NOW - 1),
+      quicVersion: 1,
+      transportParameters: {},
+    };
+    const first = handshake(clientConfig(), serverConfig({ tickets }));
+    const ev = first.client.events.find((e) => e.type === "session-ticket");
+    if (ev?.type !== "session-ticket") throw new Error("no ticket");
+    const lines: string[] = [];
+    const r = handshake(
+      clientConfig({ resumption: ev.session, enableEarlyData: true, keyLog: (l) => lines.push(l) }),
+      serverConfig({ tickets }),
+      NOW + 100,
+    );
+    expect(r.c.earlyDataAccepted).toBe(true);
+    expect(lines.map((l) => l.split(" ")[0])).toContain("CLIENT_EARLY_TRAFFIC_SECRET");
+  });
+});
+
+describe("key changes", () => {
+  it("treats handshake bytes left over at a key change as PROTOCOL_VIOLATION (RFC 9001 §4.1.3)", () => {
+    const client = new TlsClient(clientConfig());
+    client.start(NOW);
+    const ch = client.takeEvents().find((e) => e.type === "send");
+    if (ch?.type !== "send") throw new Error("no ClientHello");
+    const trailing = new Uint8Array(ch.data.length + 3);
+    trailing.set(ch.data);
+    trailing.set([20, 0, 0], ch.data.length); // the start of another message after the ClientHello
+    const server = new TlsServer(serverConfig());
+    expect(() => server.receive("initial", trailing, NOW)).toThrow(
+      expect.objectContaining({ code: TransportErrorCode.PROTOCOL_VIOLATION }),
+    );
+    // The failure latches: later input gets the same error.
+    expect(() => server.receive("handshake", new Uint8Array(1), NOW)).toThrow(
+      expect.objectContaining({ code: TransportErrorCode.PROTOCOL_VIOLATION }),
+    );
+  });
+});

@@ -186,7 +186,7 @@ export abstract class TlsEndpoint {
         const levelBefore = this.expectedLevel;
         this.handle(msg, raw.raw, level);
         // RFC 9001 §4.1.3: data left unprocessed at a key change is a PROTOCOL_VIOLATION.
-        if (LEVEL_ORDER[this.expectedLevel] > LEVEL_ORDER[levelBefore] && !buffer.atMessageBoundary) {
+        if (LEVEL_ORDER[this.expectedLevel] > LEVEL_ORDER[levelBefore] && buffer.bufferedBytes !== 0) {
           throw new QuicError(
             TransportErrorCode.PROTOCOL_VIOLATION,
             "handshake data left over at a key change",

@@ -7,30 +7,9 @@ import { constants as cryptoConstants, type KeyObject, sign, verify } from "node
 import { QuicUsageError } from "../errors.ts";
 import { AlertDescription, TlsError } from "./alert.ts";
 
-/**
- * SignatureScheme code points (RFC 9846 §4.2.3). Defined here (not imported from the message
- * codec) so this module has no dependency on the handshake codec.
- */
-export const SignatureScheme = {
-  rsa_pkcs1_sha256: 0x0401,
-  rsa_pkcs1_sha384: 0x0501,
-  rsa_pkcs1_sha512: 0x0601,
-  ecdsa_secp256r1_sha256: 0x0403,
-  ecdsa_secp384r1_sha384: 0x0503,
-  ecdsa_secp521r1_sha512: 0x0603,
-  rsa_pss_rsae_sha256: 0x0804,
-  rsa_pss_rsae_sha384: 0x0805,
-  rsa_pss_rsae_sha512: 0x0806,
-  ed25519: 0x0807,
-  ed448: 0x0808,
-  rsa_pss_pss_sha256: 0x0809,
-  rsa_pss_pss_sha384: 0x080a,
-  rsa_pss_pss_sha512: 0x080b,
-  rsa_pkcs1_sha1: 0x0201,
-  ecdsa_sha1: 0x0203,
-} as const;
+import { SignatureScheme } from "./extensions.ts";
 
-export type SignatureScheme = (typeof SignatureScheme)[keyof typeof SignatureScheme];
+export { SignatureScheme };
 
 const schemeNames = new Map<number, string>(Object.entries(SignatureScheme).map(([k, v]) => [v, k]));
 
