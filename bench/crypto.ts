@@ -17,6 +17,7 @@ import {
   formatRange,
   isMain,
   type Measurement,
+  machineInfo,
   machineMarkdown,
   markdownTable,
   measureAll,
@@ -121,6 +122,7 @@ export const cryptoBench: Bench = {
   name: "crypto",
   run(opts: BenchOptions): void {
     const timing = timingFor(opts);
+    const machine = machineInfo();
     console.log(
       `crypto: ${cryptoProviders.length} providers × ${AEADS.length} AEADs × 3 operations, ` +
         `${timing.runs} interleaved runs × ${timing.runMs} ms each${opts.quick ? " (--quick)" : ""}; ` +
@@ -142,7 +144,7 @@ export const cryptoBench: Bench = {
     if (opts.write) {
       writeBenchSection(
         "crypto",
-        `${machineMarkdown(timing)}\n\n${notes}\n\n${text}`,
+        `${machineMarkdown(timing, machine)}\n\n${notes}\n\n${text}`,
         "Crypto providers (`npm run bench:crypto`)",
       );
       console.log("written to docs/BENCHMARKS.md");

@@ -10,7 +10,7 @@
  *     if (opts.write) writeBenchSection("crypto", `${machineMarkdown(timingFor(opts))}\n\n${table}`);
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { arch, cpus, platform, totalmem } from "node:os";
+import { arch, cpus, loadavg, platform, totalmem } from "node:os";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
@@ -198,6 +198,8 @@ export interface MachineInfo {
   readonly node: string;
   readonly platform: string;
   readonly memoryGiB: number;
+  /** 1-minute load average when the bench started (0 on Windows): other work skews the figures. */
+  readonly load: number;
   readonly date: string;
 }
 
@@ -209,6 +211,7 @@ export function machineInfo(): MachineInfo {
     node: process.version,
     platform: `${platform()}-${arch()}`,
     memoryGiB: Math.round(totalmem() / 2 ** 30),
+    load: loadavg()[0],
     date: new Date().toISOString(),
   };
 }
@@ -217,7 +220,7 @@ export function machineInfo(): MachineInfo {
 export function machineMarkdown(timing: Timing, info: MachineInfo = machineInfo()): string {
   return [
     `Measured ${info.date} on ${info.cpu} (${info.cores} logical cores, ${info.memoryGiB} GiB), ` +
-      `Node ${info.node}, ${info.platform}.`,
+      `Node ${info.node}, ${info.platform}, load average ${info.load.toFixed(2)} at start.`,
     `Each figure is the median of ${timing.runs} runs of ~${timing.runMs} ms (after a ` +
       `${timing.warmupMs} ms warm-up, runs of all cases interleaved); min–max is the spread over those runs.`,
   ].join(" ");

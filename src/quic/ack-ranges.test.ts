@@ -191,19 +191,26 @@ describe("AckRanges", () => {
 
   it("frame ranges encode and decode through frames.ts (property)", () => {
     fc.assert(
-      fc.property(fc.uniqueArray(fc.nat(100_000), { minLength: 1, maxLength: 200 }), fc.integer({ min: 1, max: 40 }), (pns, max) => {
-        const a = new AckRanges();
-        for (const pn of pns) a.insert(pn);
-        const ranges = a.toAckFrameRanges(max);
-        const frame: AckFrame = { kind: "ack", largest: ranges[0], ackDelay: 0, ranges };
-        const w = new ByteWriter(new Uint8Array(frameSize(frame)));
-        encodeFrame(frame, w);
-        const back = decodeFrame(new ByteReader(w.written())) as AckFrame;
-        expect(back.ranges).toEqual(ranges);
-        // The newest `max` ranges of the reference.
-        const ref = rangesOf(new Set(pns)).reverse().slice(0, max).flatMap(([lo, hi]) => [hi, lo]);
-        expect(ranges).toEqual(ref);
-      }),
+      fc.property(
+        fc.uniqueArray(fc.nat(100_000), { minLength: 1, maxLength: 200 }),
+        fc.integer({ min: 1, max: 40 }),
+        (pns, max) => {
+          const a = new AckRanges();
+          for (const pn of pns) a.insert(pn);
+          const ranges = a.toAckFrameRanges(max);
+          const frame: AckFrame = { kind: "ack", largest: ranges[0], ackDelay: 0, ranges };
+          const w = new ByteWriter(new Uint8Array(frameSize(frame)));
+          encodeFrame(frame, w);
+          const back = decodeFrame(new ByteReader(w.written())) as AckFrame;
+          expect(back.ranges).toEqual(ranges);
+          // The newest `max` ranges of the reference.
+          const ref = rangesOf(new Set(pns))
+            .reverse()
+            .slice(0, max)
+            .flatMap(([lo, hi]) => [hi, lo]);
+          expect(ranges).toEqual(ref);
+        },
+      ),
     );
   });
 });

@@ -43,7 +43,10 @@ export type Ecn = (typeof Ecn)[keyof typeof Ecn];
 export const DEFAULT_MAX_ACK_DELAY = 25;
 /** RFC 9000 §18.2 default ack_delay_exponent. */
 export const DEFAULT_ACK_DELAY_EXPONENT = 3;
-/** RFC 9000 §13.2.2: "A receiver SHOULD send an ACK frame after receiving at least two ack-eliciting packets." */
+/**
+ * RFC 9000 §13.2.2: "A receiver SHOULD send an ACK frame after receiving at least two
+ * ack-eliciting packets."
+ */
 export const DEFAULT_ACK_ELICITING_THRESHOLD = 2;
 /** Default number of ranges put in one ACK frame (older ranges are omitted, §13.2.3). */
 export const DEFAULT_MAX_ACK_RANGES = 64;

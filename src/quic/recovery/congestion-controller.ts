@@ -125,7 +125,8 @@ export abstract class WindowController implements CongestionController {
   }
 
   get window(): number {
-    return Math.floor(this.cwnd);
+    // Whole bytes; the epsilon absorbs float error such as 84000 · 0.7 = 58799.999….
+    return Math.floor(this.cwnd + 1e-6);
   }
 
   get maxDatagramSize(): number {

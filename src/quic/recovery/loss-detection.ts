@@ -457,7 +457,6 @@ export class LossDetection<T> {
       this.timeThreshold * Math.max(rtt.latestRtt, rtt.smoothedRtt),
       rtt.granularity,
     );
-    const lostSendTime = now - lossDelay;
     const largestAcked = sp.largestAcked;
     const sent = sp.sent;
     // Packets above the threshold distance are all removed, so the walk visits the packets lost
@@ -466,7 +465,9 @@ export class LossDetection<T> {
       if (sent.packetNumberAt(i) > largestAcked) break;
       const p = sent.at(i);
       if (p === undefined) continue;
-      if (p.timeSent <= lostSendTime || largestAcked >= p.packetNumber + this.packetThreshold) {
+      // Compared as timeSent + lossDelay ≤ now: the same expression as the timer below, so a timer
+      // firing at exactly that time always declares the packet lost (no float rounding gap).
+      if (p.timeSent + lossDelay <= now || largestAcked >= p.packetNumber + this.packetThreshold) {
         sent.removeAt(i);
         lost.push(p);
       } else {

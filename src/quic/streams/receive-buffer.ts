@@ -9,9 +9,9 @@
  * gaps are filled from a later frame.
  *
  * Flow control is the caller's: run the frame through the stream's and the connection's
- * `ReceiveFlowControl` (flow-control.ts; FLOW_CONTROL_ERROR, §4.1) before inserting. That bounds what this
- * buffer holds by the advertised window; the buffer itself enforces only the final-size rules of
- * §4.5 (FINAL_SIZE_ERROR). The CRYPTO variant, which has no flow control, enforces its own limit
+ * `ReceiveFlowControl` (flow-control.ts; FLOW_CONTROL_ERROR, §4.1) before inserting. That bounds
+ * what this buffer holds by the advertised window; the buffer itself enforces only the final-size
+ * rules of §4.5 (FINAL_SIZE_ERROR). The CRYPTO variant, which has no flow control, enforces its own limit
  * on out-of-order bytes (§7.5, CRYPTO_BUFFER_EXCEEDED).
  *
  * Reading: {@link ReceiveBuffer.read} returns stored views (zero copy, at most one stored piece
@@ -166,6 +166,7 @@ export class ReceiveBuffer {
     this.offsets.length = 0;
     this.head = 0;
     this._buffered = 0;
+    this._contiguous = this._readOffset;
     this._discarded = true;
     return dropped;
   }

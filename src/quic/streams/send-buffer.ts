@@ -33,6 +33,10 @@ const EMPTY = new Uint8Array(0);
 export interface SendChunk {
   /** Stream offset of `data`. */
   offset: number;
+  /**
+   * A view of stored data (or a copy when straddling chunks): encode it into the packet right
+   * away. It stays valid until its range is acknowledged, after which the storage may be reused.
+   */
   data: Uint8Array;
   /** The FIN bit: `offset + data.length` is the final size. */
   fin: boolean;

@@ -128,6 +128,28 @@ describe("normal mode: path building", () => {
     ).toBe(A.unknown_ca);
   });
 
+  it("skips a same-named trust anchor whose key did not sign (unknown_ca if no anchor did)", () => {
+    // Two self-signed CA:FALSE development certificates (SAN localhost) with the same subject name.
+    const mine = generateDevCertificate({ now: NOW });
+    const other = generateDevCertificate({ now: NOW });
+    const subjectOf = (der: Uint8Array) => Buffer.from(parseCertificate(der).subject);
+    expect(subjectOf(mine.certificateDer).equals(subjectOf(other.certificateDer))).toBe(true);
+    const run = (roots: string[]) =>
+      alertOf(() =>
+        verifyServerCertificateChain([mine.certificateDer], { serverName: "localhost", roots, now: NOW }),
+      );
+    expect(run([other.certificatePem])).toBe(A.unknown_ca);
+    expect(run([mine.certificatePem])).toBe("ok");
+    expect(run([other.certificatePem, mine.certificatePem])).toBe("ok");
+  });
+
+  it("tries every same-named trust anchor until one whose key signed", async () => {
+    const impostor = await issue({ subject: pki.root.subject, key: makeKey("p384", true), ca: true });
+    expect(alertOf(() => verifyServer([pki.leaf, pki.intermediate], [impostor, pki.root]))).toBe("ok");
+    expect(alertOf(() => verifyServer([pki.leaf, pki.intermediate], [pki.root, impostor]))).toBe("ok");
+    expect(alertOf(() => verifyServer([pki.leaf, pki.intermediate], [impostor]))).toBe(A.unknown_ca);
+  });
+
   it("rejects a chain longer than MAX_CHAIN_LENGTH (bad_certificate) and an empty one (decode_error)", () => {
     const chain = new Array(MAX_CHAIN_LENGTH + 1).fill(pki.intermediate);
     chain[0] = pki.leaf;
@@ -788,6 +810,34 @@ describe("robustness: peer-supplied DER only ever causes TlsError", () => {
         ),
       ).toBe(A.bad_certificate);
     }
+  });
+
+  it("BER that is not DER → bad_certificate; a DER view into a larger buffer parses", async () => {
+    const der = pki.leaf.der;
+    expect(der[0]).toBe(0x30);
+    expect(der[1]).toBe(0x82); // two length octets
+    const body = der.subarray(4);
+    const variants = [
+      Uint8Array.of(...der, 0x00), // trailing data
+      Uint8Array.of(0x30, 0x83, 0x00, der[2], der[3], ...body), // non-minimal length
+      Uint8Array.of(0x30, 0x80, ...body, 0x00, 0x00), // indefinite length
+    ];
+    for (const v of variants) {
+      expect(alertOf(() => verifyServerCertificateChain([v], { mode: "insecure" }))).toBe(A.bad_certificate);
+    }
+    const padded = new Uint8Array(der.length + 7);
+    padded.set(der, 3);
+    const parsed = parseCertificate(padded.subarray(3, 3 + der.length));
+    expect(Buffer.from(parsed.tbs).equals(Buffer.from(parseCertificate(der).tbs))).toBe(true);
+    // Inside a (signed) extension value: basicConstraints with cA FALSE encoded explicitly (DEFAULT).
+    const explicitDefault = await issue({
+      subject: "CN=ber",
+      key: makeKey("p256", true),
+      issuer: pki.intermediate,
+      dns: ["example.com"],
+      extensions: [new x509.Extension("2.5.29.19", true, Uint8Array.of(0x30, 0x03, 0x01, 0x01, 0x00))],
+    });
+    expect(() => parseCertificate(explicitDefault.der)).toThrow(/basicConstraints is not DER-encoded/);
   });
 
   it("random bytes", () => {

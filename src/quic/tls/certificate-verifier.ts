@@ -4,16 +4,19 @@
  * `serverCertificateHashes` (as Chromium enforces it).
  *
  * Design:
- * - Certificates are parsed by a small strict DER reader in this file, so that every failure on
- *   peer-supplied bytes is a {@link TlsError}(bad_certificate) and nothing else, and so the whole
+ * - Certificates are decoded with the ASN.1 layer of the @peculiar family (@peculiar/asn1-schema
+ *   and the @peculiar/asn1-x509 / asn1-rsa / asn1-ecc schemas), which is synchronous and needs no
+ *   global polyfill. Its parser is BER-lenient, so every decoded structure must re-encode to the
+ *   exact input bytes (its serializer writes DER): that is our DER-strictness check. Every failure
+ *   on peer-supplied bytes is a {@link TlsError}(bad_certificate) and nothing else, and the whole
  *   verification is synchronous (the handshake is sans-IO and cannot await).
- * - Signatures are checked with node:crypto (`crypto.verify` over the raw TBSCertificate, with
- *   keys from `createPublicKey(spki)`): OpenSSL covers RSASSA-PKCS1-v1_5, RSASSA-PSS (with the
- *   parameters from the AlgorithmIdentifier), ECDSA and Ed25519, synchronously.
- * - @peculiar/x509 is not used at run time: its API is asynchronous (WebCrypto), its parser is
- *   BER-lenient, and importing it throws unless a global Reflect-metadata polyfill is installed
- *   first (tsyringe), which a library must not do to its host. The tests use it as an
- *   independent implementation to build the certificates we verify.
+ * - Signatures are checked with node:crypto (`crypto.verify` over the TBSCertificate bytes exactly
+ *   as received, with keys from `createPublicKey(spki)`): OpenSSL covers RSASSA-PKCS1-v1_5,
+ *   RSASSA-PSS (with the parameters from the AlgorithmIdentifier), ECDSA and Ed25519, synchronously.
+ * - @peculiar/x509 itself is not used at run time: its API is asynchronous (WebCrypto), and
+ *   importing it throws unless a global Reflect-metadata polyfill is installed first (tsyringe),
+ *   which a library must not do to its host. The tests use it as an independent implementation to
+ *   build the certificates we verify.
  * - Time is never read when `now` is given.
  */
 import {
@@ -25,6 +28,47 @@ import {
 } from "node:crypto";
 import { rootCertificates } from "node:tls";
 import { domainToASCII } from "node:url";
+import {
+  id_ecdsaWithSHA1,
+  id_ecdsaWithSHA256,
+  id_ecdsaWithSHA384,
+  id_ecdsaWithSHA512,
+} from "@peculiar/asn1-ecc";
+import {
+  id_md2WithRSAEncryption,
+  id_md5WithRSAEncryption,
+  id_mgf1,
+  id_RSASSA_PSS,
+  id_sha1WithRSAEncryption,
+  id_sha256,
+  id_sha256WithRSAEncryption,
+  id_sha384,
+  id_sha384WithRSAEncryption,
+  id_sha512,
+  id_sha512WithRSAEncryption,
+  RsaSaPssParams,
+} from "@peculiar/asn1-rsa";
+import { AsnConvert, OctetString } from "@peculiar/asn1-schema";
+import {
+  AlgorithmIdentifier,
+  AsnIpConverter,
+  anyExtendedKeyUsage,
+  BasicConstraints,
+  Certificate,
+  ExtendedKeyUsage,
+  type GeneralName,
+  type GeneralSubtrees,
+  id_ce_basicConstraints,
+  id_ce_extKeyUsage,
+  id_ce_keyUsage,
+  id_ce_nameConstraints,
+  id_ce_subjectAltName,
+  id_kp_clientAuth,
+  id_kp_serverAuth,
+  KeyUsage,
+  NameConstraints as NameConstraintsSyntax,
+  SubjectAlternativeName,
+} from "@peculiar/asn1-x509";
 import { QuicUsageError } from "../errors.ts";
 import { AlertDescription, TlsError } from "./alert.ts";
 import { describeKey } from "./signature.ts";
@@ -40,205 +84,48 @@ function unsupportedCertificate(reason: string): TlsError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Minimal strict DER reader
+// Strict DER decoding on top of @peculiar/asn1-schema
 
-/** A decoded TLV: tag byte, and offsets of the whole element and of its contents. */
-interface Tlv {
-  readonly tag: number;
-  readonly start: number;
-  readonly contentStart: number;
-  readonly end: number;
+/** A Uint8Array over `b` (the library types raw fields as ArrayBuffer but sometimes hands out views). */
+function toBytes(b: ArrayBuffer | ArrayBufferView): Uint8Array {
+  if (b instanceof Uint8Array) return b;
+  if (ArrayBuffer.isView(b)) return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  return new Uint8Array(b);
 }
 
-class DerReader {
-  constructor(
-    readonly buf: Uint8Array,
-    private pos: number,
-    private readonly end: number,
-  ) {}
-
-  static of(buf: Uint8Array, tlv?: Tlv): DerReader {
-    return tlv ? new DerReader(buf, tlv.contentStart, tlv.end) : new DerReader(buf, 0, buf.length);
-  }
-
-  get done(): boolean {
-    return this.pos >= this.end;
-  }
-
-  peekTag(): number | undefined {
-    return this.pos < this.end ? this.buf[this.pos] : undefined;
-  }
-
-  /** Reads one element; with `tag`, requires that tag. */
-  read(tag?: number): Tlv {
-    const { buf, end } = this;
-    const start = this.pos;
-    if (start + 2 > end) throw badCertificate("truncated DER element");
-    const t = buf[start];
-    if ((t & 0x1f) === 0x1f) throw badCertificate("high-tag-number DER form is not supported");
-    if (tag !== undefined && t !== tag) {
-      throw badCertificate(`unexpected DER tag 0x${t.toString(16)} (expected 0x${tag.toString(16)})`);
-    }
-    let p = start + 1;
-    let len = buf[p++];
-    if (len & 0x80) {
-      const n = len & 0x7f;
-      if (n === 0) throw badCertificate("indefinite DER length");
-      if (n > 4) throw badCertificate("DER length too large");
-      if (p + n > end) throw badCertificate("truncated DER length");
-      if (buf[p] === 0) throw badCertificate("non-minimal DER length");
-      len = 0;
-      for (let i = 0; i < n; i++) len = len * 256 + buf[p++];
-      if (len < 0x80) throw badCertificate("non-minimal DER length");
-    }
-    if (len > end - p) throw badCertificate("DER element overruns its container");
-    this.pos = p + len;
-    return { tag: t, start, contentStart: p, end: p + len };
-  }
-
-  /** Reads an element if the next tag is `tag`, else returns undefined. */
-  optional(tag: number): Tlv | undefined {
-    return this.peekTag() === tag ? this.read(tag) : undefined;
-  }
-
-  finish(what: string): void {
-    if (this.pos !== this.end) throw badCertificate(`trailing data in ${what}`);
-  }
+/** DER encoding of a schema object. */
+function encode(value: unknown): Uint8Array {
+  return new Uint8Array(AsnConvert.serialize(value));
 }
 
-const TAG = {
-  BOOLEAN: 0x01,
-  INTEGER: 0x02,
-  BIT_STRING: 0x03,
-  OCTET_STRING: 0x04,
-  NULL: 0x05,
-  OID: 0x06,
-  UTC_TIME: 0x17,
-  GENERALIZED_TIME: 0x18,
-  SEQUENCE: 0x30,
-} as const;
-
-function bytesOf(buf: Uint8Array, tlv: Tlv): Uint8Array {
-  return buf.subarray(tlv.contentStart, tlv.end);
-}
-function rawOf(buf: Uint8Array, tlv: Tlv): Uint8Array {
-  return buf.subarray(tlv.start, tlv.end);
-}
-
-function decodeOid(bytes: Uint8Array): string {
-  if (bytes.length === 0 || bytes.length > 64) throw badCertificate("bad OID length");
-  const parts: number[] = [];
-  let value = 0;
-  let started = false;
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i];
-    if (!started && b === 0x80) throw badCertificate("non-minimal OID component");
-    started = true;
-    value = value * 128 + (b & 0x7f);
-    if (value > Number.MAX_SAFE_INTEGER / 128) throw badCertificate("OID component too large");
-    if ((b & 0x80) === 0) {
-      parts.push(value);
-      value = 0;
-      started = false;
-    } else if (i === bytes.length - 1) {
-      throw badCertificate("truncated OID");
-    }
+/**
+ * Decodes `der` as `type` and requires that it be exactly the DER encoding of the result. The
+ * parser accepts BER (indefinite and non-minimal lengths, explicitly encoded DEFAULT values,
+ * constructed strings, trailing data, malformed times …) while the serializer writes DER, so
+ * re-encoding and comparing rejects all of that for every field the schema decodes (opaque fields
+ * — OCTET STRING contents, ANY — are decoded separately where we use them). asn1js bounds the
+ * nesting depth and node count of what it parses. Any failure → bad_certificate.
+ */
+function decodeDer<T>(der: Uint8Array, type: new () => T, what: string): T {
+  let value: T;
+  let again: Uint8Array;
+  try {
+    value = AsnConvert.parse(der, type);
+    again = encode(value);
+  } catch (e) {
+    throw badCertificate(`malformed ${what}: ${e instanceof Error ? e.message : String(e)}`);
   }
-  const first = parts[0];
-  const head = first < 40 ? [0, first] : first < 80 ? [1, first - 40] : [2, first - 80];
-  return [...head, ...parts.slice(1)].join(".");
-}
-
-function readOid(r: DerReader): string {
-  const t = r.read(TAG.OID);
-  return decodeOid(bytesOf(r.buf, t));
-}
-
-function readBoolean(r: DerReader): boolean {
-  const t = r.read(TAG.BOOLEAN);
-  if (t.end - t.contentStart !== 1) throw badCertificate("bad BOOLEAN");
-  const v = r.buf[t.contentStart];
-  if (v !== 0 && v !== 0xff) throw badCertificate("non-DER BOOLEAN");
-  return v === 0xff;
-}
-
-/** Small non-negative INTEGER (path lengths, versions). */
-function readSmallUint(r: DerReader, tag: number = TAG.INTEGER): number {
-  const t = r.read(tag);
-  const b = bytesOf(r.buf, t);
-  if (b.length === 0 || b.length > 4) throw badCertificate("bad or oversized INTEGER");
-  if (b[0] & 0x80) throw badCertificate("negative INTEGER");
-  if (b.length > 1 && b[0] === 0 && (b[1] & 0x80) === 0) throw badCertificate("non-minimal INTEGER");
-  let v = 0;
-  for (const x of b) v = v * 256 + x;
-  return v;
-}
-
-function readBitString(r: DerReader): { bytes: Uint8Array; unusedBits: number } {
-  const t = r.read(TAG.BIT_STRING);
-  const b = bytesOf(r.buf, t);
-  if (b.length === 0) throw badCertificate("empty BIT STRING");
-  const unusedBits = b[0];
-  if (unusedBits > 7 || (b.length === 1 && unusedBits !== 0)) throw badCertificate("bad BIT STRING");
-  return { bytes: b.subarray(1), unusedBits };
-}
-
-function digits(s: string, from: number, n: number): number {
-  let v = 0;
-  for (let i = from; i < from + n; i++) {
-    const c = s.charCodeAt(i) - 48;
-    if (c < 0 || c > 9) throw badCertificate("bad digit in time");
-    v = v * 10 + c;
-  }
-  return v;
-}
-
-/** UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ), as RFC 5280 §4.1.2.5 profiles them. */
-function readTime(r: DerReader): Date {
-  const t = r.read();
-  const raw = bytesOf(r.buf, t);
-  if (raw.length > 15) throw badCertificate("bad time length");
-  const s = String.fromCharCode(...raw);
-  let year: number;
-  let rest: number;
-  if (t.tag === TAG.UTC_TIME) {
-    if (s.length !== 13) throw badCertificate("bad UTCTime");
-    const yy = digits(s, 0, 2);
-    year = yy >= 50 ? 1900 + yy : 2000 + yy;
-    rest = 2;
-  } else if (t.tag === TAG.GENERALIZED_TIME) {
-    if (s.length !== 15) throw badCertificate("bad GeneralizedTime");
-    year = digits(s, 0, 4);
-    rest = 4;
-  } else {
-    throw badCertificate("bad time type");
-  }
-  if (s[s.length - 1] !== "Z") throw badCertificate("time is not in UTC (Z)");
-  const month = digits(s, rest, 2);
-  const day = digits(s, rest + 2, 2);
-  const hour = digits(s, rest + 4, 2);
-  const minute = digits(s, rest + 6, 2);
-  const second = digits(s, rest + 8, 2);
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) {
-    throw badCertificate("time out of range");
-  }
-  const ms = Date.UTC(year, month - 1, day, hour, minute, second);
-  if (new Date(ms).getUTCDate() !== day) throw badCertificate("invalid calendar date");
-  return new Date(ms);
+  if (!equalBytes(again, der)) throw badCertificate(`${what} is not DER-encoded`);
+  return value;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Certificate model
 
 const OID = {
-  basicConstraints: "2.5.29.19",
-  keyUsage: "2.5.29.15",
-  extKeyUsage: "2.5.29.37",
-  subjectAltName: "2.5.29.17",
-  nameConstraints: "2.5.29.30",
-  anyExtendedKeyUsage: "2.5.29.37.0",
-  serverAuth: "1.3.6.1.5.5.7.3.1",
-  clientAuth: "1.3.6.1.5.5.7.3.2",
+  anyExtendedKeyUsage,
+  serverAuth: id_kp_serverAuth,
+  clientAuth: id_kp_clientAuth,
 } as const;
 
 /** A NameConstraints subtree we enforce: a DNS name suffix or an IP range. */
@@ -252,7 +139,10 @@ export interface NameConstraints {
   readonly permitsIp: boolean;
 }
 
-/** The parts of a certificate this verifier uses. All byte fields are views into `der`. */
+/**
+ * The parts of a certificate this verifier uses. Byte fields hold the exact DER of those parts as
+ * they appear in `der` (`tbs` is the span of `der` the signature covers).
+ */
 export interface ParsedCertificate {
   readonly der: Uint8Array;
   readonly version: number;
@@ -288,21 +178,19 @@ export const KeyUsageBit = {
   decipherOnly: 1 << 8,
 } as const;
 
-function parseBasicConstraints(buf: Uint8Array): { ca: boolean; pathLength?: number } {
-  const outer = DerReader.of(buf);
-  const seq = outer.read(TAG.SEQUENCE);
-  outer.finish("basicConstraints");
-  const r = DerReader.of(buf, seq);
-  const ca = r.peekTag() === TAG.BOOLEAN ? readBoolean(r) : false;
-  const pathLength = r.peekTag() === TAG.INTEGER ? readSmallUint(r) : undefined;
-  r.finish("basicConstraints");
-  return pathLength === undefined ? { ca } : { ca, pathLength };
+function parseBasicConstraints(value: Uint8Array): { ca: boolean; pathLength?: number } {
+  const bc = decodeDer(value, BasicConstraints, "basicConstraints");
+  const pathLength = bc.pathLenConstraint;
+  if (pathLength === undefined) return { ca: bc.cA };
+  if (!Number.isSafeInteger(pathLength) || pathLength < 0) throw badCertificate("bad pathLenConstraint");
+  return { ca: bc.cA, pathLength };
 }
 
-function parseKeyUsage(buf: Uint8Array): number {
-  const r = DerReader.of(buf);
-  const { bytes } = readBitString(r);
-  r.finish("keyUsage");
+function parseKeyUsage(value: Uint8Array): number {
+  const ku = decodeDer(value, KeyUsage, "keyUsage");
+  const bytes = toBytes(ku.value);
+  if (ku.unusedBits > 7 || (bytes.length === 0 && ku.unusedBits !== 0)) throw badCertificate("bad keyUsage");
+  // Named bits: bit i is the (i % 8)-th most significant bit of byte i / 8 (X.680 §22).
   let bits = 0;
   for (let i = 0; i < Math.min(bytes.length, 2) * 8; i++) {
     if (bytes[i >> 3] & (0x80 >> (i & 7))) bits |= 1 << i;
@@ -310,38 +198,38 @@ function parseKeyUsage(buf: Uint8Array): number {
   return bits;
 }
 
-function parseExtKeyUsage(buf: Uint8Array): string[] {
-  const outer = DerReader.of(buf);
-  const seq = outer.read(TAG.SEQUENCE);
-  outer.finish("extKeyUsage");
-  const r = DerReader.of(buf, seq);
-  const oids: string[] = [];
-  while (!r.done) oids.push(readOid(r));
+function parseExtKeyUsage(value: Uint8Array): string[] {
+  const oids = [...decodeDer(value, ExtendedKeyUsage, "extKeyUsage")];
   if (oids.length === 0) throw badCertificate("empty extKeyUsage");
   return oids;
 }
 
-const GN = { dNSName: 0x82, iPAddress: 0x87 } as const;
-
-function ia5(bytes: Uint8Array): string {
-  for (const b of bytes) if (b > 0x7e || b < 0x20) throw badCertificate("non-printable IA5String in name");
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
+/** A dNSName: IA5String, restricted to printable ASCII. */
+function dnsName(name: string): string {
+  if (!/^[\x20-\x7e]*$/.test(name)) throw badCertificate("non-printable IA5String in name");
+  return name.toLowerCase();
 }
 
-function parseSubjectAltName(buf: Uint8Array): { dns: string[]; ip: Uint8Array[] } {
-  const outer = DerReader.of(buf);
-  const seq = outer.read(TAG.SEQUENCE);
-  outer.finish("subjectAltName");
-  const r = DerReader.of(buf, seq);
+/**
+ * The octets of an iPAddress GeneralName. The library presents them as text ("192.0.2.1",
+ * "2001:db8::1", "192.0.2.0/24"); its own converter maps the text back to the octets it encodes,
+ * which {@link decodeDer} has checked to be the octets received.
+ */
+function ipOctets(text: string): Uint8Array {
+  return toBytes(AsnConvert.parse(AsnConvert.serialize(AsnIpConverter.toASN(text)), OctetString).buffer);
+}
+
+function parseSubjectAltName(value: Uint8Array): { dns: string[]; ip: Uint8Array[] } {
   const dns: string[] = [];
   const ip: Uint8Array[] = [];
-  while (!r.done) {
-    const gn = r.read();
-    const v = bytesOf(buf, gn);
-    if (gn.tag === GN.dNSName) dns.push(ia5(v).toLowerCase());
-    else if (gn.tag === GN.iPAddress) {
-      if (v.length !== 4 && v.length !== 16) throw badCertificate("bad iPAddress length in subjectAltName");
-      ip.push(v);
+  for (const gn of decodeDer(value, SubjectAlternativeName, "subjectAltName")) {
+    if (gn.dNSName !== undefined) dns.push(dnsName(gn.dNSName));
+    else if (gn.iPAddress !== undefined) {
+      const octets = ipOctets(gn.iPAddress);
+      if (octets.length !== 4 && octets.length !== 16) {
+        throw badCertificate("bad iPAddress length in subjectAltName");
+      }
+      ip.push(octets);
     }
     // otherName, rfc822Name, URI, directoryName, … are irrelevant to TLS server identity.
   }
@@ -349,45 +237,42 @@ function parseSubjectAltName(buf: Uint8Array): { dns: string[]; ip: Uint8Array[]
 }
 
 /** Parses NameConstraints; `handled` is false if it constrains name types we do not enforce. */
-function parseNameConstraints(buf: Uint8Array): { nc: NameConstraints; handled: boolean } {
-  const outer = DerReader.of(buf);
-  const seq = outer.read(TAG.SEQUENCE);
-  outer.finish("nameConstraints");
-  const r = DerReader.of(buf, seq);
+function parseNameConstraints(value: Uint8Array): { nc: NameConstraints; handled: boolean } {
+  const syntax = decodeDer(value, NameConstraintsSyntax, "nameConstraints");
   let handled = true;
-  const lists: { permitted: Subtree[]; excluded: Subtree[] } = { permitted: [], excluded: [] };
-  let permitsDns = false;
-  let permitsIp = false;
-  for (const [tag, key] of [
-    [0xa0, "permitted"],
-    [0xa1, "excluded"],
-  ] as const) {
-    const list = r.optional(tag);
-    if (!list) continue;
-    const lr = DerReader.of(buf, list);
-    if (lr.done) throw badCertificate("empty GeneralSubtrees");
-    while (!lr.done) {
-      const subtree = lr.read(TAG.SEQUENCE);
-      const sr = DerReader.of(buf, subtree);
-      const base = sr.read();
+  const subtrees = (list: GeneralSubtrees | undefined): Subtree[] => {
+    if (!list) return [];
+    if (list.length === 0) throw badCertificate("empty GeneralSubtrees");
+    const out: Subtree[] = [];
+    for (const subtree of list) {
       // minimum MUST be 0 (absent) and maximum MUST be absent (RFC 5280 §4.2.1.10).
-      if (!sr.done) throw badCertificate("GeneralSubtree minimum/maximum are not allowed");
-      const v = bytesOf(buf, base);
-      if (base.tag === GN.dNSName) {
-        lists[key].push({ dns: ia5(v).toLowerCase() });
-        if (key === "permitted") permitsDns = true;
-      } else if (base.tag === GN.iPAddress) {
-        if (v.length !== 8 && v.length !== 32) throw badCertificate("bad iPAddress constraint length");
-        const half = v.length / 2;
-        lists[key].push({ ip: v.subarray(0, half), mask: v.subarray(half) });
-        if (key === "permitted") permitsIp = true;
+      if (subtree.minimum !== 0 || subtree.maximum !== undefined) {
+        throw badCertificate("GeneralSubtree minimum/maximum are not allowed");
+      }
+      const base: GeneralName = subtree.base;
+      if (base.dNSName !== undefined) {
+        out.push({ dns: dnsName(base.dNSName) });
+      } else if (base.iPAddress !== undefined) {
+        const octets = ipOctets(base.iPAddress);
+        if (octets.length !== 8 && octets.length !== 32)
+          throw badCertificate("bad iPAddress constraint length");
+        const half = octets.length / 2;
+        out.push({ ip: octets.subarray(0, half), mask: octets.subarray(half) });
       } else {
         handled = false; // directoryName, rfc822Name, URI, …: not enforced
       }
     }
-  }
-  r.finish("nameConstraints");
-  return { nc: { ...lists, permitsDns, permitsIp }, handled };
+    return out;
+  };
+  const permitted = subtrees(syntax.permittedSubtrees);
+  const excluded = subtrees(syntax.excludedSubtrees);
+  const nc: NameConstraints = {
+    permitted,
+    excluded,
+    permitsDns: permitted.some((s) => "dns" in s),
+    permitsIp: permitted.some((s) => "ip" in s),
+  };
+  return { nc, handled };
 }
 
 /**
@@ -404,45 +289,19 @@ export function parseCertificate(der: Uint8Array): ParsedCertificate {
 }
 
 function parseCertificateInner(der: Uint8Array): ParsedCertificate {
-  const top = DerReader.of(der);
-  const certTlv = top.read(TAG.SEQUENCE);
-  top.finish("certificate");
-  const cert = DerReader.of(der, certTlv);
-  const tbsTlv = cert.read(TAG.SEQUENCE);
-  const sigAlgTlv = cert.read(TAG.SEQUENCE);
-  const sigBits = readBitString(cert);
-  if (sigBits.unusedBits !== 0) throw badCertificate("signature BIT STRING has unused bits");
-  cert.finish("certificate");
+  const cert = decodeDer(der, Certificate, "certificate");
+  const tbs = cert.tbsCertificate;
+  // The TBSCertificate exactly as received (it is what the signature covers); the parser keeps it.
+  if (!cert.tbsCertificateRaw) throw badCertificate("TBSCertificate bytes unavailable");
+  const tbsBytes = toBytes(cert.tbsCertificateRaw);
 
-  const tbs = DerReader.of(der, tbsTlv);
-  let version = 1;
-  const versionTlv = tbs.optional(0xa0);
-  if (versionTlv) {
-    const vr = DerReader.of(der, versionTlv);
-    version = readSmallUint(vr) + 1;
-    vr.finish("version");
-    if (version !== 2 && version !== 3) throw badCertificate(`unsupported certificate version ${version}`);
-  }
-  const serial = tbs.read(TAG.INTEGER);
-  if (serial.end === serial.contentStart || serial.end - serial.contentStart > 21) {
-    throw badCertificate("bad serial number length");
-  }
-  const innerSigAlg = tbs.read(TAG.SEQUENCE);
-  const issuer = tbs.read(TAG.SEQUENCE);
-  const validity = tbs.read(TAG.SEQUENCE);
-  const vr = DerReader.of(der, validity);
-  const notBefore = readTime(vr);
-  const notAfter = readTime(vr);
-  vr.finish("validity");
-  const subject = tbs.read(TAG.SEQUENCE);
-  const spki = tbs.read(TAG.SEQUENCE);
-  tbs.optional(0x81); // issuerUniqueID
-  tbs.optional(0x82); // subjectUniqueID
-  const extsTlv = tbs.optional(0xa3);
-  tbs.finish("TBSCertificate");
+  const version = tbs.version + 1;
+  if (version < 1 || version > 3) throw badCertificate(`unsupported certificate version ${version}`);
+  const serialLength = tbs.serialNumber.byteLength;
+  if (serialLength === 0 || serialLength > 21) throw badCertificate("bad serial number length");
 
-  const signatureAlgorithm = rawOf(der, sigAlgTlv);
-  if (!equalBytes(signatureAlgorithm, rawOf(der, innerSigAlg))) {
+  const signatureAlgorithm = encode(cert.signatureAlgorithm);
+  if (!equalBytes(signatureAlgorithm, encode(tbs.signature))) {
     throw badCertificate("signatureAlgorithm differs from TBSCertificate.signature");
   }
 
@@ -451,47 +310,44 @@ function parseCertificateInner(der: Uint8Array): ParsedCertificate {
   } = {
     der,
     version,
-    tbs: rawOf(der, tbsTlv),
+    tbs: tbsBytes,
     signatureAlgorithm,
-    signature: sigBits.bytes,
-    issuer: rawOf(der, issuer),
-    subject: rawOf(der, subject),
-    spki: rawOf(der, spki),
-    notBefore,
-    notAfter,
+    signature: toBytes(cert.signatureValue),
+    issuer: encode(tbs.issuer),
+    subject: encode(tbs.subject),
+    spki: encode(tbs.subjectPublicKeyInfo),
+    notBefore: tbs.validity.notBefore.getTime(),
+    notAfter: tbs.validity.notAfter.getTime(),
   };
+  if (Number.isNaN(result.notBefore.getTime()) || Number.isNaN(result.notAfter.getTime())) {
+    throw badCertificate("invalid validity time");
+  }
 
-  if (extsTlv) {
+  if (tbs.extensions) {
     if (version !== 3) throw badCertificate("extensions in a non-v3 certificate");
-    const wrapper = DerReader.of(der, extsTlv);
-    const extSeq = wrapper.read(TAG.SEQUENCE);
-    wrapper.finish("extensions");
     // RFC 5280 wants at least one extension here, but common generators (e.g. @peculiar/x509) emit
     // an empty list; it is harmless, so it is accepted.
-    const er = DerReader.of(der, extSeq);
     const seen = new Set<string>();
-    while (!er.done) {
-      const ext = DerReader.of(der, er.read(TAG.SEQUENCE));
-      const oid = readOid(ext);
-      const critical = ext.peekTag() === TAG.BOOLEAN ? readBoolean(ext) : false;
-      const value = bytesOf(der, ext.read(TAG.OCTET_STRING));
-      ext.finish("extension");
+    for (const ext of tbs.extensions) {
+      const oid = ext.extnID;
+      const critical = ext.critical;
+      const value = toBytes(ext.extnValue.buffer);
       if (seen.has(oid)) throw badCertificate(`duplicate extension ${oid}`);
       seen.add(oid);
       switch (oid) {
-        case OID.basicConstraints:
+        case id_ce_basicConstraints:
           result.basicConstraints = parseBasicConstraints(value);
           break;
-        case OID.keyUsage:
+        case id_ce_keyUsage:
           result.keyUsage = parseKeyUsage(value);
           break;
-        case OID.extKeyUsage:
+        case id_ce_extKeyUsage:
           result.extKeyUsage = parseExtKeyUsage(value);
           break;
-        case OID.subjectAltName:
+        case id_ce_subjectAltName:
           result.subjectAltName = parseSubjectAltName(value);
           break;
-        case OID.nameConstraints: {
+        case id_ce_nameConstraints: {
           const { nc, handled } = parseNameConstraints(value);
           if (!handled && critical) {
             throw badCertificate("critical nameConstraints on name types that are not supported");
@@ -544,102 +400,100 @@ function certificateKey(cert: ParsedCertificate, cache: Map<ParsedCertificate, K
   return key;
 }
 
-const HASH_OIDS: Record<string, { name: "sha256" | "sha384" | "sha512"; length: number }> = {
-  "2.16.840.1.101.3.4.2.1": { name: "sha256", length: 32 },
-  "2.16.840.1.101.3.4.2.2": { name: "sha384", length: 48 },
-  "2.16.840.1.101.3.4.2.3": { name: "sha512", length: 64 },
+type HashName = "sha256" | "sha384" | "sha512";
+
+const HASH_OIDS: Record<string, HashName> = {
+  [id_sha256]: "sha256",
+  [id_sha384]: "sha384",
+  [id_sha512]: "sha512",
 };
 
-const SIG_OIDS: Record<string, { kind: "pkcs1" | "ecdsa"; hash: "sha256" | "sha384" | "sha512" }> = {
-  "1.2.840.113549.1.1.11": { kind: "pkcs1", hash: "sha256" },
-  "1.2.840.113549.1.1.12": { kind: "pkcs1", hash: "sha384" },
-  "1.2.840.113549.1.1.13": { kind: "pkcs1", hash: "sha512" },
-  "1.2.840.10045.4.3.2": { kind: "ecdsa", hash: "sha256" },
-  "1.2.840.10045.4.3.3": { kind: "ecdsa", hash: "sha384" },
-  "1.2.840.10045.4.3.4": { kind: "ecdsa", hash: "sha512" },
+const SIG_OIDS: Record<string, { kind: "pkcs1" | "ecdsa"; hash: HashName }> = {
+  [id_sha256WithRSAEncryption]: { kind: "pkcs1", hash: "sha256" },
+  [id_sha384WithRSAEncryption]: { kind: "pkcs1", hash: "sha384" },
+  [id_sha512WithRSAEncryption]: { kind: "pkcs1", hash: "sha512" },
+  [id_ecdsaWithSHA256]: { kind: "ecdsa", hash: "sha256" },
+  [id_ecdsaWithSHA384]: { kind: "ecdsa", hash: "sha384" },
+  [id_ecdsaWithSHA512]: { kind: "ecdsa", hash: "sha512" },
 };
-const OID_RSASSA_PSS = "1.2.840.113549.1.1.10";
-const OID_MGF1 = "1.2.840.113549.1.1.8";
 const OID_ED25519 = "1.3.101.112";
 /** MD2/MD5/SHA-1 signatures: RFC 9846 §4.4.2.4 says abort with bad_certificate. */
 const WEAK_SIG_OIDS = new Set([
-  "1.2.840.113549.1.1.2", // md2WithRSAEncryption
-  "1.2.840.113549.1.1.4", // md5WithRSAEncryption
-  "1.2.840.113549.1.1.5", // sha1WithRSAEncryption
-  "1.2.840.10045.4.1", // ecdsa-with-SHA1
+  id_md2WithRSAEncryption,
+  id_md5WithRSAEncryption,
+  id_sha1WithRSAEncryption,
+  id_ecdsaWithSHA1,
   "1.2.840.10040.4.3", // dsa-with-sha1
   "1.3.14.3.2.29", // sha1WithRSASignature (OIW)
 ]);
 
-/** AlgorithmIdentifier of a hash: OID with absent or NULL parameters. */
-function readHashAlgorithm(r: DerReader): { name: "sha256" | "sha384" | "sha512"; length: number } {
-  const ar = DerReader.of(r.buf, r.read(TAG.SEQUENCE));
-  const oid = readOid(ar);
-  if (!ar.done) ar.read(TAG.NULL);
-  ar.finish("hash AlgorithmIdentifier");
-  const h = HASH_OIDS[oid];
-  if (!h) throw unsupportedCertificate(`unsupported RSASSA-PSS hash ${oid}`);
+/** AlgorithmIdentifier parameters that must be absent, or absent or NULL. */
+function checkNoParameters(alg: AlgorithmIdentifier, nullAllowed: boolean): void {
+  if (alg.parameters === undefined || (nullAllowed && alg.parameters === null)) return;
+  throw badCertificate(`unexpected parameters in AlgorithmIdentifier ${alg.algorithm}`);
+}
+
+/** A hash AlgorithmIdentifier: a SHA-2 OID with absent or NULL parameters. */
+function hashOf(alg: AlgorithmIdentifier): HashName {
+  const h = HASH_OIDS[alg.algorithm];
+  if (!h) throw unsupportedCertificate(`unsupported RSASSA-PSS hash ${alg.algorithm}`);
+  checkNoParameters(alg, true);
   return h;
 }
 
 /** RSASSA-PSS-params (RFC 4055 §3.1), restricted to SHA-2 with MGF1 using the same hash. */
-function parsePssParams(r: DerReader): { hash: "sha256" | "sha384" | "sha512"; saltLength: number } {
-  if (r.done) throw unsupportedCertificate("RSASSA-PSS with default (SHA-1) parameters");
-  const pr = DerReader.of(r.buf, r.read(TAG.SEQUENCE));
-  const hashTlv = pr.optional(0xa0);
-  if (!hashTlv) throw unsupportedCertificate("RSASSA-PSS with SHA-1");
-  const hash = readHashAlgorithm(DerReader.of(r.buf, hashTlv));
-  const mgfTlv = pr.optional(0xa1);
-  if (!mgfTlv) throw unsupportedCertificate("RSASSA-PSS with MGF1-SHA-1");
-  const mr = DerReader.of(r.buf, DerReader.of(r.buf, mgfTlv).read(TAG.SEQUENCE));
-  if (readOid(mr) !== OID_MGF1) throw unsupportedCertificate("RSASSA-PSS mask generation is not MGF1");
-  const mgfHash = readHashAlgorithm(mr);
-  mr.finish("MGF1 parameters");
-  if (mgfHash.name !== hash.name) throw unsupportedCertificate("RSASSA-PSS MGF1 hash differs from the hash");
-  let saltLength = 20;
-  const saltTlv = pr.optional(0xa2);
-  if (saltTlv) saltLength = readSmallUint(DerReader.of(r.buf, saltTlv));
-  const trailerTlv = pr.optional(0xa3);
-  if (trailerTlv && readSmallUint(DerReader.of(r.buf, trailerTlv)) !== 1) {
-    throw badCertificate("RSASSA-PSS trailerField must be 1");
+function pssParams(alg: AlgorithmIdentifier): { hash: HashName; saltLength: number } {
+  if (alg.parameters === undefined)
+    throw unsupportedCertificate("RSASSA-PSS with default (SHA-1) parameters");
+  if (alg.parameters === null) throw badCertificate("RSASSA-PSS parameters are NULL");
+  const params = decodeDer(toBytes(alg.parameters), RsaSaPssParams, "RSASSA-PSS parameters");
+  // Absent fields take their (SHA-1) defaults, which hashOf refuses.
+  const hash = hashOf(params.hashAlgorithm);
+  const mgf = params.maskGenAlgorithm;
+  if (mgf.algorithm !== id_mgf1) throw unsupportedCertificate("RSASSA-PSS mask generation is not MGF1");
+  if (!mgf.parameters) throw badCertificate("MGF1 without a hash");
+  const mgfHash = hashOf(decodeDer(toBytes(mgf.parameters), AlgorithmIdentifier, "MGF1 parameters"));
+  if (mgfHash !== hash) throw unsupportedCertificate("RSASSA-PSS MGF1 hash differs from the hash");
+  if (!Number.isSafeInteger(params.saltLength) || params.saltLength < 0) {
+    throw badCertificate("bad RSASSA-PSS saltLength");
   }
-  pr.finish("RSASSA-PSS-params");
-  return { hash: hash.name, saltLength };
+  if (params.trailerField !== 1) throw badCertificate("RSASSA-PSS trailerField must be 1");
+  return { hash, saltLength: params.saltLength };
 }
 
 /**
- * Checks that `issuerKey` signed `cert`. Weak hash → bad_certificate (RFC 9846 §4.4.2.4); unknown
- * algorithm → unsupported_certificate; wrong signature or key/algorithm mismatch → bad_certificate.
+ * Checks whether `issuerKey` signed `cert`. Returns undefined if the signature verifies, or the
+ * error (bad_certificate) if it does not — a wrong key, or a key of another type than the
+ * algorithm. Throws when the signature cannot be checked with any key: weak hash → bad_certificate
+ * (RFC 9846 §4.4.2.4); unknown algorithm → unsupported_certificate; malformed parameters →
+ * bad_certificate.
  */
-function checkSignature(cert: ParsedCertificate, issuerKey: KeyObject): void {
-  const r = DerReader.of(cert.signatureAlgorithm);
-  const ar = DerReader.of(cert.signatureAlgorithm, r.read(TAG.SEQUENCE));
-  const oid = readOid(ar);
+function checkSignature(cert: ParsedCertificate, issuerKey: KeyObject): TlsError | undefined {
+  const alg = decodeDer(cert.signatureAlgorithm, AlgorithmIdentifier, "signatureAlgorithm");
+  const oid = alg.algorithm;
   const keyType = issuerKey.asymmetricKeyType;
-  let ok: boolean;
   const data = cert.tbs;
   const sig = cert.signature;
   const mismatch = () =>
     badCertificate(`signature algorithm ${oid} does not match the issuer's ${describeKey(issuerKey)} key`);
+  if (WEAK_SIG_OIDS.has(oid))
+    throw badCertificate(`certificate signed with a weak (MD5/SHA-1) algorithm ${oid}`);
+  let ok: boolean;
   try {
-    if (WEAK_SIG_OIDS.has(oid))
-      throw badCertificate(`certificate signed with a weak (MD5/SHA-1) algorithm ${oid}`);
     const simple = SIG_OIDS[oid];
     if (simple) {
       if (simple.kind === "pkcs1") {
-        if (!ar.done) ar.read(TAG.NULL);
-        ar.finish("AlgorithmIdentifier");
-        if (keyType !== "rsa") throw mismatch();
+        checkNoParameters(alg, true);
+        if (keyType !== "rsa") return mismatch();
         ok = verify(simple.hash, data, { key: issuerKey, padding: cryptoConstants.RSA_PKCS1_PADDING }, sig);
       } else {
-        ar.finish("AlgorithmIdentifier"); // ECDSA: parameters MUST be absent (RFC 5758 §3.2)
-        if (keyType !== "ec") throw mismatch();
+        checkNoParameters(alg, false); // ECDSA: parameters MUST be absent (RFC 5758 §3.2)
+        if (keyType !== "ec") return mismatch();
         ok = verify(simple.hash, data, { key: issuerKey, dsaEncoding: "der" }, sig);
       }
-    } else if (oid === OID_RSASSA_PSS) {
-      const { hash, saltLength } = parsePssParams(ar);
-      ar.finish("AlgorithmIdentifier");
-      if (keyType !== "rsa" && keyType !== "rsa-pss") throw mismatch();
+    } else if (oid === id_RSASSA_PSS) {
+      const { hash, saltLength } = pssParams(alg);
+      if (keyType !== "rsa" && keyType !== "rsa-pss") return mismatch();
       ok = verify(
         hash,
         data,
@@ -647,8 +501,8 @@ function checkSignature(cert: ParsedCertificate, issuerKey: KeyObject): void {
         sig,
       );
     } else if (oid === OID_ED25519) {
-      ar.finish("AlgorithmIdentifier");
-      if (keyType !== "ed25519") throw mismatch();
+      checkNoParameters(alg, false);
+      if (keyType !== "ed25519") return mismatch();
       ok = verify(null, data, issuerKey, sig);
     } else {
       throw unsupportedCertificate(`unsupported certificate signature algorithm ${oid}`);
@@ -657,7 +511,7 @@ function checkSignature(cert: ParsedCertificate, issuerKey: KeyObject): void {
     if (e instanceof TlsError) throw e;
     ok = false; // OpenSSL rejected the encoding or the key/parameter combination
   }
-  if (!ok) throw badCertificate("certificate signature does not verify");
+  return ok ? undefined : badCertificate("certificate signature does not verify");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1106,8 +960,12 @@ function isSelfIssued(c: ParsedCertificate): boolean {
 
 /**
  * Depth-first search from the leaf through the supplied intermediates (any order) to an anchor.
- * On failure, throws the error met deepest in the search (the most progress), or unknown_ca if no
- * candidate issuer was ever found.
+ * Every certificate whose subject is the child's issuer name is a candidate, tried in turn; its
+ * signature on the child is checked before its constraints. A trust anchor whose key did not sign
+ * the child is skipped silently (another CA with the same name); a peer-supplied intermediate whose
+ * key did not is an error (bad_certificate), like any constraint it fails. On failure, throws the
+ * error met deepest in the search (the most progress), or unknown_ca if no candidate issuer was
+ * ever found.
  */
 function buildPath(
   leaf: ParsedCertificate,
@@ -1119,33 +977,35 @@ function buildPath(
 ): ParsedCertificate[] {
   let best: { depth: number; error: TlsError } | undefined;
   let signatureChecks = 0;
-  const sigCache = new Map<string, TlsError | null>();
+  const sigCache = new Map<string, { readonly wrongKey?: TlsError; readonly thrown?: TlsError }>();
 
   const record = (depth: number, error: unknown) => {
     if (!(error instanceof TlsError)) throw error;
     if (!best || depth > best.depth) best = { depth, error };
   };
 
+  /** {@link checkSignature} of `child` with `issuer`'s key, counted against the budget and cached. */
   const signedBy = (
     child: ParsedCertificate,
     childId: string,
     issuer: ParsedCertificate,
     issuerId: string,
-  ) => {
+  ): TlsError | undefined => {
     const id = `${childId}<${issuerId}`;
     const cached = sigCache.get(id);
-    if (cached !== undefined) {
-      if (cached) throw cached;
-      return;
+    if (cached) {
+      if (cached.thrown) throw cached.thrown;
+      return cached.wrongKey;
     }
     if (++signatureChecks > MAX_SIGNATURE_CHECKS) {
       throw badCertificate("certificate path search exceeded its budget");
     }
     try {
-      checkSignature(child, certificateKey(issuer, keys));
-      sigCache.set(id, null);
+      const wrongKey = checkSignature(child, certificateKey(issuer, keys));
+      sigCache.set(id, { wrongKey });
+      return wrongKey;
     } catch (e) {
-      if (e instanceof TlsError) sigCache.set(id, e);
+      if (e instanceof TlsError) sigCache.set(id, { thrown: e });
       throw e;
     }
   };
@@ -1188,8 +1048,10 @@ function buildPath(
     if (depth > MAX_CHAIN_LENGTH) return null;
     for (const [i, anchor] of store.issuersOf(child.issuer).entries()) {
       try {
+        // An anchor whose key did not sign `child` is another CA that has the same name: skip it
+        // (if none did, the issuer is unknown: unknown_ca). Its constraints matter once it did.
+        if (signedBy(child, childId, anchor, `a${i}`)) continue;
         checkIssuer(anchor, path, true);
-        signedBy(child, childId, anchor, `a${i}`);
         return [...path, anchor];
       } catch (e) {
         record(depth, e);
@@ -1200,8 +1062,10 @@ function buildPath(
       if (used.has(i) || !equalBytes(candidate.subject, child.issuer)) continue;
       if (path.some((c) => equalBytes(c.der, candidate.der))) continue;
       try {
+        // The signature first, so a same-named certificate with another key is reported as such.
+        const wrongKey = signedBy(child, childId, candidate, `i${i}`);
+        if (wrongKey) throw wrongKey;
         checkIssuer(candidate, path, false);
-        signedBy(child, childId, candidate, `i${i}`);
       } catch (e) {
         record(depth, e);
         continue;

@@ -1,12 +1,21 @@
 /**
  * Test utility (not shipped code): builds keys and certificates at test time with node:crypto and
- * @peculiar/x509, an implementation independent of our own DER code, so tests cross-check.
+ * @peculiar/x509 (WebCrypto-based certificate generation, independent of our verifier's code).
  *
  * @peculiar/x509 2.2.0 needs a global Reflect-metadata polyfill before it is imported (tsyringe
  * throws otherwise) and the project ships none, so this module installs a minimal one (only when
  * absent) and imports the library dynamically after it.
  */
 import { generateKeyPairSync, type KeyObject, webcrypto } from "node:crypto";
+import { AsnConvert } from "@peculiar/asn1-schema";
+import {
+  GeneralName,
+  GeneralSubtree,
+  GeneralSubtrees,
+  id_ce_nameConstraints,
+  Name,
+  NameConstraints,
+} from "@peculiar/asn1-x509";
 
 type Algorithm = webcrypto.Algorithm;
 
@@ -262,30 +271,27 @@ export async function buildPki(o: PkiOptions = {}): Promise<Pki> {
   return { root, intermediate, leaf };
 }
 
-// Tiny DER writer for extensions @peculiar/x509 has no class for (e.g. nameConstraints).
-function tlv(tag: number, ...content: Uint8Array[]): Uint8Array {
-  const len = content.reduce((n, c) => n + c.length, 0);
-  const head = len < 0x80 ? [tag, len] : len < 0x100 ? [tag, 0x81, len] : [tag, 0x82, len >> 8, len & 0xff];
-  const out = new Uint8Array(head.length + len);
-  out.set(head);
-  let off = head.length;
-  for (const c of content) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
-}
-
 export type ConstraintName =
   | { readonly dns: string }
   | { readonly ip: readonly number[] }
   | { readonly dn: true };
 
-function subtree(n: ConstraintName): Uint8Array {
-  if ("dns" in n) return tlv(0x30, tlv(0x82, new TextEncoder().encode(n.dns)));
-  if ("ip" in n) return tlv(0x30, tlv(0x87, Uint8Array.from(n.ip)));
-  // directoryName [4] { Name: SEQUENCE {} } — a constraint type our verifier does not enforce
-  return tlv(0x30, tlv(0xa4, tlv(0x30)));
+/** GeneralName for a constraint; an `ip` is address bytes then (contiguous) mask bytes. */
+function constraintBase(n: ConstraintName): GeneralName {
+  if ("dns" in n) return new GeneralName({ dNSName: n.dns });
+  if ("ip" in n) {
+    // The library takes address ranges as CIDR text.
+    const half = n.ip.length / 2;
+    const addr = n.ip.slice(0, half);
+    const prefix = n.ip.slice(half).reduce((bits, b) => bits + b.toString(2).replaceAll("0", "").length, 0);
+    const text =
+      half === 4
+        ? addr.join(".")
+        : Array.from({ length: 8 }, (_, i) => ((addr[2 * i] << 8) | addr[2 * i + 1]).toString(16)).join(":");
+    return new GeneralName({ iPAddress: `${text}/${prefix}` });
+  }
+  // directoryName (an empty Name): a constraint type our verifier does not enforce
+  return new GeneralName({ directoryName: new Name() });
 }
 
 /** nameConstraints extension (2.5.29.30). `ip` entries are address bytes followed by mask bytes. */
@@ -293,10 +299,13 @@ export function nameConstraintsExtension(
   c: { permitted?: readonly ConstraintName[]; excluded?: readonly ConstraintName[] },
   critical = true,
 ): X509.Extension {
-  const parts: Uint8Array[] = [];
-  if (c.permitted) parts.push(tlv(0xa0, ...c.permitted.map(subtree)));
-  if (c.excluded) parts.push(tlv(0xa1, ...c.excluded.map(subtree)));
-  return new x509.Extension("2.5.29.30", critical, tlv(0x30, ...parts));
+  const subtrees = (list: readonly ConstraintName[] | undefined) =>
+    list && new GeneralSubtrees(list.map((n) => new GeneralSubtree({ base: constraintBase(n) })));
+  const value = new NameConstraints({
+    permittedSubtrees: subtrees(c.permitted),
+    excludedSubtrees: subtrees(c.excluded),
+  });
+  return new x509.Extension(id_ce_nameConstraints, critical, AsnConvert.serialize(value));
 }
 
 /** SHA-256 of bytes. */

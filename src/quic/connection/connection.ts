@@ -1,0 +1,2167 @@
+/**
+ * The QUIC connection as a sans-IO state machine (RFC 9000, 9001, 9002): it takes datagrams and
+ * the current time, and yields datagrams to send, the next timer deadline and events. No sockets,
+ * timers or clock reads inside — the endpoint drives it:
+ *
+ *   conn.receive(datagram, now)        // a UDP payload from the peer
+ *   conn.pollTransmit(now)             // → a datagram to send, or null (repeat until null)
+ *   conn.nextTimeout()                 // → when to call handleTimeout
+ *   conn.handleTimeout(now)
+ *   conn.pollEvent()                   // → what happened (streams, datagrams, close...)
+ *
+ * Streams and datagrams are driven through methods (openStream, write, read, sendDatagram...).
+ */
+import { ByteReader, ByteWriter } from "../bytes.ts";
+import { defaultCryptoProvider } from "../crypto/node-provider.ts";
+import type { CryptoProvider } from "../crypto/provider.ts";
+import { QuicError, QuicUsageError, TransportErrorCode } from "../errors.ts";
+import {
+  type AckFrame,
+  decodeFrame,
+  encodeFrame,
+  type Frame,
+  type FramePacketType,
+  FrameType,
+  frameSize,
+  frameTypeOf,
+  isAckEliciting,
+  isFrameAllowed,
+  streamFrameOverhead,
+} from "../frames.ts";
+import {
+  PacketDropError,
+  type PacketHeader,
+  PacketType,
+  splitCoalescedPackets,
+  validateRetryPacket,
+  writeLongHeader,
+  writeShortHeader,
+} from "../packet-header.ts";
+import { decodePacketNumber, packetNumberLength, readPacketNumber } from "../packet-number.ts";
+import {
+  createUnprotectedPacket,
+  decryptPayload,
+  deriveInitialKeys,
+  derivePacketKeys,
+  nextTrafficSecret,
+  type PacketKeys,
+  protectPacket,
+  removeHeaderProtection,
+  unprotectPacket,
+  updatePacketKeys,
+} from "../packet-protection.ts";
+import { ReceivedPackets } from "../received-packets.ts";
+import type { CongestionController } from "../recovery/congestion-controller.ts";
+import { CubicController } from "../recovery/cubic.ts";
+import { LossDetection, type PacketNumberSpace } from "../recovery/loss-detection.ts";
+import { NewRenoController } from "../recovery/new-reno.ts";
+import { Pacer } from "../recovery/pacer.ts";
+import { SentPacket } from "../recovery/sent-packet.ts";
+import { ReceiveFlowControl, SendFlowControl } from "../streams/flow-control.ts";
+import { CryptoReceiveBuffer } from "../streams/receive-buffer.ts";
+import { StreamScheduler } from "../streams/scheduler.ts";
+import { SendBuffer } from "../streams/send-buffer.ts";
+import { isLocallyInitiated, LocalStreamIds, RemoteStreamIds, StreamType } from "../streams/stream-id.ts";
+import { checkPeerStreamFrame } from "../streams/stream-state.ts";
+import { AlertDescription, TlsError } from "../tls/alert.ts";
+import { TlsClient, type TlsClientConfig } from "../tls/client.ts";
+import type { EncryptionLevel, TlsEndpoint, TlsEvent } from "../tls/handshake.ts";
+import { TlsServer, type TlsServerConfig } from "../tls/server.ts";
+import type { SessionTicketEntry } from "../tls/session-cache.ts";
+import { rememberedTransportParameters } from "../tls/session-ticket.ts";
+import {
+  checkConnectionIdParameters,
+  decodeTransportParameters,
+  encodeTransportParameters,
+  type TransportParameters,
+  transportParametersSize,
+} from "../transport-parameters.ts";
+import { isSupportedVersion, SUPPORTED_VERSIONS } from "../version.ts";
+import {
+  type ConnectionCloseReason,
+  type ConnectionCommonConfig,
+  DEFAULT_TRANSPORT_CONFIG,
+  DEFAULT_VERSION,
+  type TransportConfig,
+} from "./config.ts";
+import { Stream } from "./stream.ts";
+
+export type Side = "client" | "server";
+
+export interface ClientConnectionConfig extends ConnectionCommonConfig {
+  readonly tls: Omit<TlsClientConfig, "transportParameters" | "provider" | "keyLog">;
+}
+
+export interface ServerConnectionConfig extends ConnectionCommonConfig {
+  readonly tls: Omit<TlsServerConfig, "transportParameters" | "provider" | "keyLog">;
+}
+
+/** What the client's first Initial told the server (the endpoint parses it). */
+export interface ServerHandshakeInfo {
+  readonly version: number;
+  /** The client's Destination Connection ID (the "original" one unless a Retry came first). */
+  readonly dcid: Uint8Array;
+  /** The client's Source Connection ID. */
+  readonly scid: Uint8Array;
+  /** The Destination Connection ID of the client's very first Initial, when this follows a Retry. */
+  readonly originalDcid?: Uint8Array;
+  /** Whether the client's address is already validated (a Retry or NEW_TOKEN token). */
+  readonly addressValidated?: boolean;
+}
+
+export type ConnectionEvent =
+  | { readonly type: "handshake-complete" }
+  | { readonly type: "handshake-confirmed" }
+  /** The peer opened a stream. */
+  | { readonly type: "stream-opened"; readonly streamId: number; readonly bidi: boolean }
+  | { readonly type: "stream-readable"; readonly streamId: number }
+  | { readonly type: "stream-writable"; readonly streamId: number }
+  /** Everything we wrote on the stream, and its FIN, was acknowledged. */
+  | { readonly type: "stream-finished"; readonly streamId: number }
+  /** The peer reset its sending part (RESET_STREAM). */
+  | { readonly type: "stream-reset"; readonly streamId: number; readonly errorCode: bigint }
+  /** The peer asked us to stop sending (STOP_SENDING). */
+  | { readonly type: "stream-stopped"; readonly streamId: number; readonly errorCode: bigint }
+  /** Streams of a kind can be opened again (the peer raised MAX_STREAMS). */
+  | { readonly type: "streams-available"; readonly bidi: boolean }
+  | { readonly type: "datagram"; readonly data: Uint8Array }
+  | { readonly type: "session-ticket"; readonly ticket: SessionTicketEntry }
+  /** A connection ID of ours the endpoint must route (or stop routing) to this connection. */
+  | { readonly type: "connection-id"; readonly cid: Uint8Array; readonly retired: boolean }
+  | { readonly type: "closed"; readonly reason: ConnectionCloseReason };
+
+type State = "handshake" | "established" | "closing" | "draining" | "closed";
+
+/** A frame that must be sent again, or acted on, when the packet carrying it is lost or acked. */
+type Sent =
+  | { k: "crypto"; offset: number; length: number }
+  | { k: "stream"; id: number; offset: number; length: number; fin: boolean }
+  | { k: "reset"; id: number }
+  | { k: "stop"; id: number }
+  | { k: "max_data" }
+  | { k: "max_stream_data"; id: number }
+  | { k: "max_streams"; bidi: boolean }
+  | { k: "handshake_done" }
+  | { k: "new_cid"; seq: number }
+  | { k: "retire_cid"; seq: number }
+  | { k: "ack"; largest: number }
+  | { k: "ping" }
+  | { k: "data_blocked"; limit: number };
+
+const SPACE_LEVEL = ["initial", "handshake", "application"] as const;
+type SpaceId = 0 | 1 | 2;
+const INITIAL: SpaceId = 0;
+const HANDSHAKE: SpaceId = 1;
+const APP: SpaceId = 2;
+
+class PacketSpace {
+  readKeys: PacketKeys | undefined;
+  writeKeys: PacketKeys | undefined;
+  readonly received: ReceivedPackets;
+  readonly cryptoSend = new SendBuffer();
+  readonly cryptoRecv = new CryptoReceiveBuffer();
+  nextPn = 0;
+  discarded = false;
+  /** Probe packets the PTO asked for. */
+  probes = 0;
+
+  constructor(name: "initial" | "handshake" | "application", config: TransportConfig) {
+    this.received = new ReceivedPackets(name, {
+      maxAckDelay: config.maxAckDelay,
+      ackDelayExponent: config.ackDelayExponent,
+    });
+  }
+  /** An ACK-only packet may be sent now even though nothing else is pending. */
+  get hasKeys(): boolean {
+    return this.writeKeys !== undefined && !this.discarded;
+  }
+}
+
+interface RemoteCid {
+  seq: number;
+  cid: Uint8Array;
+  resetToken: Uint8Array | undefined;
+}
+
+interface LocalCid {
+  seq: number;
+  cid: Uint8Array;
+  resetToken: Uint8Array;
+  /** NEW_CONNECTION_ID must be (re)sent. */
+  pending: boolean;
+}
+
+const MIN_INITIAL_DATAGRAM = 1200;
+const TAG = 16;
+const MAX_BUFFERED_UNDECRYPTABLE = 16;
+const EMPTY = new Uint8Array(0);
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export class Connection {
+  readonly side: Side;
+  readonly isServer: boolean;
+  private version: number;
+  private readonly provider: CryptoProvider;
+  private readonly config: TransportConfig;
+  private readonly common: ConnectionCommonConfig;
+  private readonly tls: TlsEndpoint;
+  private state: State = "handshake";
+  private closeReason: ConnectionCloseReason | undefined;
+  private readonly events: ConnectionEvent[] = [];
+
+  private readonly spaces: [PacketSpace, PacketSpace, PacketSpace];
+  private readonly loss: LossDetection<Sent[]>;
+  private readonly cc: CongestionController;
+  private readonly pacer: Pacer;
+  private readonly maxDatagram: number;
+
+  // Connection IDs (RFC 9000 §5.1).
+  private readonly cidLength: number;
+  private readonly localCids: LocalCid[] = [];
+  private nextLocalCidSeq = 0;
+  private readonly remoteCids: RemoteCid[] = [];
+  private dcid: Uint8Array;
+  private readonly initialScid: Uint8Array;
+  /** The DCID of the client's first Initial (keys and transport-parameter check). */
+  private originalDcid: Uint8Array;
+  private retrySourceCid: Uint8Array | undefined;
+  private retryToken: Uint8Array = EMPTY;
+  private retireCids: number[] = [];
+  private peerRetirePriorTo = 0;
+
+  // Transport parameters.
+  private readonly localParams: TransportParameters;
+  private peerParams: TransportParameters | undefined;
+  private peerAckDelayExponent = 3;
+  private peerMaxDatagramFrameSize = 0;
+  private idleTimeout: number;
+
+  // Flow control and streams.
+  private readonly sendFlow = new SendFlowControl(0);
+  private readonly recvFlow: ReceiveFlowControl;
+  private maxDataPending = false;
+  private readonly streams = new Map<number, Stream>();
+  private readonly localBidi: LocalStreamIds;
+  private readonly localUni: LocalStreamIds;
+  private readonly remoteBidi: RemoteStreamIds;
+  private readonly remoteUni: RemoteStreamIds;
+  private maxStreamsBidiPending = false;
+  private maxStreamsUniPending = false;
+  private readonly scheduler = new StreamScheduler();
+  /** Streams with control frames (RESET_STREAM, STOP_SENDING, MAX_STREAM_DATA) to send. */
+  private readonly controlStreams = new Set<number>();
+
+  // Datagrams (RFC 9221).
+  private readonly outgoingDatagrams: Uint8Array[] = [];
+  private readonly incomingDatagramsLimit: number;
+
+  // Misc pending frames.
+  private handshakeDonePending = false;
+  private pingPending = false;
+  private pathResponses: Uint8Array[] = [];
+  private closeFramePending = false;
+  private closeFrame: Frame | undefined;
+
+  // Address validation (RFC 9000 §8.1).
+  private addressValidated: boolean;
+  private bytesReceived = 0;
+  private bytesSent = 0;
+
+  // Timers.
+  private idleDeadline = Number.POSITIVE_INFINITY;
+  private closeDeadline = Number.POSITIVE_INFINITY;
+  private lastActivity = 0;
+  private handshakeConfirmed = false;
+  private receivedFromPeer = false;
+
+  // 1-RTT key update (RFC 9001 §6).
+  private keyPhase = 0;
+  private appSuite:
+    | { aead: import("../crypto/provider.ts").AeadName; hash: import("../crypto/provider.ts").HashName }
+    | undefined;
+  private appReadSecret: Uint8Array | undefined;
+  private appWriteSecret: Uint8Array | undefined;
+  private nextReadKeys: PacketKeys | undefined;
+  private prevReadKeys: PacketKeys | undefined;
+  private prevReadDiscardAt = Number.POSITIVE_INFINITY;
+  private keyUpdatePending = false;
+  private firstPnInPhase = 0;
+  private phaseAcked = true;
+
+  private readonly undecryptable: { data: Uint8Array; level: SpaceId }[] = [];
+  private readonly unprotected = createUnprotectedPacket();
+  private now = 0;
+
+  /** Counters for stats(). */
+  private readonly counters = {
+    packetsSent: 0,
+    packetsReceived: 0,
+    packetsLost: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    datagramsDropped: 0,
+  };
+
+  private constructor(side: Side, common: ConnectionCommonConfig, now: number, info?: ServerHandshakeInfo) {
+    this.side = side;
+    this.isServer = side === "server";
+    this.common = common;
+    this.now = now;
+    this.provider = common.provider ?? defaultCryptoProvider;
+    this.config = { ...DEFAULT_TRANSPORT_CONFIG, ...common.transport };
+    this.version = info?.version ?? common.version ?? DEFAULT_VERSION;
+    if (!isSupportedVersion(this.version))
+      throw new QuicUsageError(`unsupported QUIC version 0x${this.version.toString(16)}`);
+    this.cidLength = common.connectionIdLength ?? 8;
+    if (this.cidLength < 0 || this.cidLength > 20)
+      throw new QuicUsageError("connection ID length must be 0..20");
+    this.maxDatagram = this.config.sendUdpPayloadSize;
+    this.spaces = [
+      new PacketSpace("initial", this.config),
+      new PacketSpace("handshake", this.config),
+      new PacketSpace("application", this.config),
+    ];
+    this.idleTimeout = this.config.maxIdleTimeout;
+
+    this.loss = new LossDetection<Sent[]>({
+      isServer: this.isServer,
+      initialRtt: this.config.initialRtt,
+      maxAckDelay: 0,
+    });
+    this.cc =
+      this.config.congestionControl === "newreno"
+        ? new NewRenoController(this.maxDatagram)
+        : new CubicController(this.maxDatagram);
+    this.pacer = new Pacer({ maxDatagramSize: this.maxDatagram });
+    this.recvFlow = new ReceiveFlowControl({
+      window: this.config.connectionReceiveWindow,
+      maxWindow: this.config.maxConnectionReceiveWindow,
+    });
+    const me = this.isServer;
+    this.localBidi = new LocalStreamIds(me ? StreamType.SERVER_BIDI : StreamType.CLIENT_BIDI, 0);
+    this.localUni = new LocalStreamIds(me ? StreamType.SERVER_UNI : StreamType.CLIENT_UNI, 0);
+    this.remoteBidi = new RemoteStreamIds(
+      me ? StreamType.CLIENT_BIDI : StreamType.SERVER_BIDI,
+      this.config.maxConcurrentBidiStreams,
+    );
+    this.remoteUni = new RemoteStreamIds(
+      me ? StreamType.CLIENT_UNI : StreamType.SERVER_UNI,
+      this.config.maxConcurrentUniStreams,
+    );
+    this.incomingDatagramsLimit = this.config.datagramQueueLength;
+
+    // Connection IDs and Initial keys.
+    const scid = this.issueLocalCid(false).cid;
+    this.initialScid = scid;
+    if (info) {
+      this.dcid = info.scid.slice();
+      this.originalDcid = (info.originalDcid ?? info.dcid).slice();
+      if (info.originalDcid) this.retrySourceCid = info.dcid.slice();
+      this.remoteCids.push({ seq: 0, cid: this.dcid, resetToken: undefined });
+      this.addressValidated = info.addressValidated === true;
+      this.installInitialKeys(info.dcid);
+    } else {
+      this.dcid = this.provider.randomBytes(8);
+      this.originalDcid = this.dcid;
+      this.remoteCids.push({ seq: 0, cid: this.dcid, resetToken: undefined });
+      this.addressValidated = true; // a client validated its peer's address by choosing it
+      this.installInitialKeys(this.dcid);
+    }
+
+    this.localParams = this.buildTransportParameters();
+    const tpBytes = new Uint8Array(transportParametersSize(this.localParams));
+    encodeTransportParameters(this.localParams, new ByteWriter(tpBytes));
+    this.lastActivity = now;
+    this.resetIdleTimer(now);
+
+    if (this.isServer) {
+      const cfg = (common as ServerConnectionConfig).tls;
+      const tickets = cfg.tickets
+        ? { ...cfg.tickets, quicVersion: this.version, transportParameters: this.localParams }
+        : undefined;
+      this.tls = new TlsServer({
+        ...cfg,
+        tickets,
+        transportParameters: tpBytes,
+        provider: this.provider,
+        keyLog: common.keyLog,
+      });
+    } else {
+      const cfg = (common as ClientConnectionConfig).tls;
+      this.tls = new TlsClient({
+        ...cfg,
+        transportParameters: tpBytes,
+        provider: this.provider,
+        keyLog: common.keyLog,
+      });
+    }
+  }
+
+  /** A client connection; the ClientHello is ready to send right away. */
+  static connect(config: ClientConnectionConfig, now: number): Connection {
+    const c = new Connection("client", config, now);
+    (c.tls as TlsClient).start(now);
+    c.drainTls();
+    return c;
+  }
+
+  /** A server connection for a client's first Initial (then pass that datagram to receive()). */
+  static accept(config: ServerConnectionConfig, info: ServerHandshakeInfo, now: number): Connection {
+    return new Connection("server", config, now, info);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Public state
+
+  get isClosed(): boolean {
+    return this.state === "closed";
+  }
+
+  get isEstablished(): boolean {
+    return this.state === "established";
+  }
+
+  get isHandshakeConfirmed(): boolean {
+    return this.handshakeConfirmed;
+  }
+
+  /** Why the connection closed (or is closing). */
+  get reason(): ConnectionCloseReason | undefined {
+    return this.closeReason;
+  }
+
+  get alpn(): string | undefined {
+    return this.tls.alpn;
+  }
+
+  get negotiatedVersion(): number {
+    return this.version;
+  }
+
+  get peerTransportParameters(): TransportParameters | undefined {
+    return this.peerParams;
+  }
+
+  /** Our connection IDs in use (the endpoint routes datagrams addressed to them here). */
+  get localConnectionIds(): Uint8Array[] {
+    return this.localCids.map((c) => c.cid);
+  }
+
+  /** Our Source Connection ID from the handshake. */
+  get sourceConnectionId(): Uint8Array {
+    return this.initialScid;
+  }
+
+  /** The client's original Destination Connection ID. */
+  get originalDestinationConnectionId(): Uint8Array {
+    return this.originalDcid;
+  }
+
+  /** The TLS session (for the exporter, peer certificates, resumption facts). */
+  get tlsSession(): TlsClient | TlsServer {
+    return this.tls as TlsClient | TlsServer;
+  }
+
+  get rtt(): { smoothed: number; min: number; latest: number; variance: number } {
+    const r = this.loss.rtt;
+    return { smoothed: r.smoothedRtt, min: r.minRtt, latest: r.latestRtt, variance: r.rttvar };
+  }
+
+  stats(): {
+    packetsSent: number;
+    packetsReceived: number;
+    packetsLost: number;
+    bytesSent: number;
+    bytesReceived: number;
+    congestionWindow: number;
+    bytesInFlight: number;
+    smoothedRtt: number;
+    datagramsDropped: number;
+  } {
+    return {
+      ...this.counters,
+      congestionWindow: this.cc.window,
+      bytesInFlight: this.cc.bytesInFlight,
+      smoothedRtt: this.loss.rtt.smoothedRtt,
+    };
+  }
+
+  /** The largest DATAGRAM payload the peer accepts in one packet, or 0 when it does not take datagrams. */
+  get maxDatagramSize(): number {
+    if (this.peerMaxDatagramFrameSize === 0) return 0;
+    // 1-RTT short header with the current DCID, a 4-byte packet number, the tag, a DATAGRAM frame header.
+    const overhead = 1 + this.dcid.length + 4 + TAG + 1 + 2;
+    return Math.min(this.peerMaxDatagramFrameSize - 3, this.maxDatagram - overhead);
+  }
+
+  pollEvent(): ConnectionEvent | undefined {
+    return this.events.shift();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Setup helpers
+
+  private buildTransportParameters(): TransportParameters {
+    const c = this.config;
+    const p: TransportParameters = {
+      maxIdleTimeout: c.maxIdleTimeout,
+      maxUdpPayloadSize: c.maxUdpPayloadSize,
+      initialMaxData: c.connectionReceiveWindow,
+      initialMaxStreamDataBidiLocal: c.streamReceiveWindow,
+      initialMaxStreamDataBidiRemote: c.streamReceiveWindow,
+      initialMaxStreamDataUni: c.streamReceiveWindow,
+      initialMaxStreamsBidi: c.maxConcurrentBidiStreams,
+      initialMaxStreamsUni: c.maxConcurrentUniStreams,
+      ackDelayExponent: c.ackDelayExponent,
+      maxAckDelay: c.maxAckDelay,
+      activeConnectionIdLimit: c.activeConnectionIdLimit,
+      initialSourceConnectionId: this.initialScid,
+      disableActiveMigration: c.disableActiveMigration,
+    };
+    if (c.maxDatagramFrameSize > 0) p.maxDatagramFrameSize = c.maxDatagramFrameSize;
+    if (this.isServer) {
+      // RFC 9000 §7.3: the server authenticates the client's original DCID (and the Retry).
+      p.originalDestinationConnectionId = this.originalDcid;
+      if (this.retrySourceCid) p.retrySourceConnectionId = this.retrySourceCid;
+      p.statelessResetToken = this.localCids[0].resetToken;
+    }
+    return p;
+  }
+
+  private installInitialKeys(dcid: Uint8Array): void {
+    const keys = deriveInitialKeys(this.provider, this.version, dcid);
+    const space = this.spaces[INITIAL];
+    space.writeKeys = this.isServer ? keys.server : keys.client;
+    space.readKeys = this.isServer ? keys.client : keys.server;
+  }
+
+  private issueLocalCid(announce: boolean): LocalCid {
+    const cid = this.provider.randomBytes(this.cidLength);
+    const resetToken = this.common.statelessResetToken?.(cid) ?? this.provider.randomBytes(16);
+    const entry: LocalCid = { seq: this.nextLocalCidSeq++, cid, resetToken, pending: announce };
+    this.localCids.push(entry);
+    if (announce) this.events.push({ type: "connection-id", cid, retired: false });
+    return entry;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // TLS glue (RFC 9001 §4)
+
+  private drainTls(): void {
+    for (const e of this.tls.takeEvents()) this.onTlsEvent(e);
+  }
+
+  private onTlsEvent(e: TlsEvent): void {
+    switch (e.type) {
+      case "send":
+        this.spaces[
+          e.level === "initial" ? INITIAL : e.level === "handshake" ? HANDSHAKE : APP
+        ].cryptoSend.write(e.data, true);
+        return;
+      case "secret":
+        this.onSecret(e.level, e.direction, e.suite.aead, e.suite.hash, e.secret);
+        return;
+      case "transport-parameters":
+        this.onPeerTransportParameters(e.parameters);
+        return;
+      case "handshake-complete":
+        this.onHandshakeComplete();
+        return;
+      case "session-ticket": {
+        const remembered = this.peerParams ? rememberedTransportParameters(this.peerParams) : undefined;
+        const ticket: SessionTicketEntry = { ...e.session, quicVersion: this.version };
+        if (remembered) ticket.transportParameters = remembered;
+        this.events.push({ type: "session-ticket", ticket });
+        return;
+      }
+      case "early-data":
+        return; // 0-RTT is not wired into the connection yet (issue #6)
+    }
+  }
+
+  private onSecret(
+    level: Exclude<EncryptionLevel, "initial">,
+    direction: "read" | "write",
+    aead: import("../crypto/provider.ts").AeadName,
+    hash: import("../crypto/provider.ts").HashName,
+    secret: Uint8Array,
+  ): void {
+    if (level === "early") return; // 0-RTT keys: issue #6
+    const keys = derivePacketKeys(this.provider, aead, hash, secret, this.version);
+    const space = this.spaces[level === "handshake" ? HANDSHAKE : APP];
+    if (direction === "read") space.readKeys = keys;
+    else space.writeKeys = keys;
+    if (level === "application") {
+      this.appSuite = { aead, hash };
+      if (direction === "read") {
+        this.appReadSecret = secret;
+        this.nextReadKeys = undefined;
+      } else this.appWriteSecret = secret;
+    }
+    if (level === "handshake") this.loss.setHandshakeKeysAvailable(this.now);
+    // Undecryptable packets that arrived early may be readable now.
+    if (direction === "read") this.retryUndecryptable();
+  }
+
+  private onPeerTransportParameters(bytes: Uint8Array): void {
+    const p = decodeTransportParameters(bytes, this.isServer ? "client" : "server");
+    // RFC 9000 §7.3: authenticate the connection IDs used during the handshake.
+    checkConnectionIdParameters(
+      p,
+      this.isServer
+        ? { initialSourceConnectionId: this.dcidFromHandshake }
+        : {
+            initialSourceConnectionId: this.dcid,
+            originalDestinationConnectionId: this.originalDcid,
+            retrySourceConnectionId: this.retrySourceCid,
+          },
+      this.isServer ? "client" : "server",
+    );
+    this.peerParams = p;
+    this.peerAckDelayExponent = p.ackDelayExponent ?? 3;
+    this.loss.setMaxAckDelay(p.maxAckDelay ?? 25, this.now);
+    this.peerMaxDatagramFrameSize = p.maxDatagramFrameSize ?? 0;
+    this.sendFlow.onMaxData(p.initialMaxData ?? 0);
+    this.localBidi.onMaxStreams(p.initialMaxStreamsBidi ?? 0);
+    this.localUni.onMaxStreams(p.initialMaxStreamsUni ?? 0);
+    const peerIdle = p.maxIdleTimeout ?? 0;
+    // RFC 9000 §10.1: the effective idle timeout is the minimum of both, 0 meaning none.
+    if (peerIdle > 0 && (this.idleTimeout === 0 || peerIdle < this.idleTimeout)) this.idleTimeout = peerIdle;
+    if (!this.isServer && p.statelessResetToken) this.remoteCids[0].resetToken = p.statelessResetToken;
+    // Streams opened before the limits were known (none today) would be updated here.
+  }
+
+  /** The client's SCID as the server saw it: what its initial_source_connection_id must be. */
+  private get dcidFromHandshake(): Uint8Array {
+    return this.remoteCids[0].cid;
+  }
+
+  private onHandshakeComplete(): void {
+    this.state = "established";
+    this.events.push({ type: "handshake-complete" });
+    if (this.isServer) {
+      // RFC 9001 §4.1.2: the server's handshake is confirmed when it completes; it sends HANDSHAKE_DONE.
+      this.handshakeDonePending = true;
+      this.confirmHandshake();
+    }
+  }
+
+  private confirmHandshake(): void {
+    if (this.handshakeConfirmed) return;
+    this.handshakeConfirmed = true;
+    this.loss.setHandshakeConfirmed(this.now);
+    // RFC 9001 §4.9.2: discard Handshake keys once the handshake is confirmed.
+    this.discardSpace(HANDSHAKE);
+    this.events.push({ type: "handshake-confirmed" });
+    // Give the peer room to migrate or rotate: fill its active_connection_id_limit (§5.1.1).
+    const limit = Math.min(this.peerParams?.activeConnectionIdLimit ?? 2, 8);
+    while (this.localCids.length < limit) this.issueLocalCid(true);
+  }
+
+  private discardSpace(id: SpaceId): void {
+    const space = this.spaces[id];
+    if (space.discarded) return;
+    space.discarded = true;
+    space.readKeys = undefined;
+    space.writeKeys = undefined;
+    const { discarded } = this.loss.discardSpace(id as PacketNumberSpace, this.now);
+    let bytes = 0;
+    for (const p of discarded) if (p.inFlight) bytes += p.size;
+    if (bytes > 0) this.cc.removeFromFlight(bytes);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Receiving
+
+  /** Processes one UDP payload from the peer. Never throws for peer input: errors close the connection. */
+  receive(datagram: Uint8Array, now: number): void {
+    this.now = now;
+    if (this.state === "closed" || this.state === "draining") return;
+    this.bytesReceived += datagram.length;
+    this.counters.bytesReceived += datagram.length;
+    if (this.state === "closing") {
+      // RFC 9000 §10.2.1: answer with CONNECTION_CLOSE, not more often than packets arrive.
+      this.closeFramePending = true;
+      return;
+    }
+    try {
+      this.receiveDatagram(datagram, now);
+    } catch (err) {
+      this.onLocalError(err);
+    }
+    this.drainTlsSafe();
+  }
+
+  private drainTlsSafe(): void {
+    try {
+      this.drainTls();
+    } catch (err) {
+      this.onLocalError(err);
+    }
+  }
+
+  private receiveDatagram(datagram: Uint8Array, now: number): void {
+    let headers: PacketHeader[];
+    try {
+      headers = splitCoalescedPackets(datagram, { localCidLength: this.cidLength });
+    } catch (err) {
+      if (err instanceof PacketDropError) {
+        this.checkStatelessReset(datagram);
+        return;
+      }
+      throw err;
+    }
+    let processed = false;
+    for (const h of headers) {
+      if (this.state === "closed" || this.state === "draining" || this.state === "closing") return;
+      if (this.processPacket(datagram, h, now)) processed = true;
+    }
+    if (!processed) this.checkStatelessReset(datagram);
+  }
+
+  /** RFC 9000 §10.3.1: a datagram ending in a reset token the peer gave us ends the connection. */
+  private checkStatelessReset(datagram: Uint8Array): void {
+    if (datagram.length < 21) return;
+    const tail = datagram.subarray(datagram.length - 16);
+    for (const r of this.remoteCids) {
+      if (r.resetToken && equal(r.resetToken, tail)) {
+        this.enterDraining({ kind: "stateless-reset" }, false);
+        return;
+      }
+    }
+  }
+
+  /** Returns true when the packet decrypted. */
+  private processPacket(datagram: Uint8Array, h: PacketHeader, now: number): boolean {
+    switch (h.type) {
+      case PacketType.VersionNegotiation:
+        this.onVersionNegotiation(h.versions);
+        return false;
+      case PacketType.Retry:
+        this.onRetry(datagram, h);
+        return false;
+      case PacketType.UnsupportedVersion:
+        return false;
+      default:
+        break;
+    }
+    if ("version" in h && h.version !== this.version) return false;
+    let spaceId: SpaceId;
+    let packetType: FramePacketType;
+    switch (h.type) {
+      case PacketType.Initial:
+        spaceId = INITIAL;
+        packetType = "initial";
+        // RFC 9000 §14.1: a server drops client Initials in datagrams under 1200 bytes.
+        if (this.isServer && datagram.length < MIN_INITIAL_DATAGRAM) return false;
+        // RFC 9000 §17.2.2: a server's Initial carries no token.
+        if (!this.isServer && h.token.length > 0) return false;
+        break;
+      case PacketType.Handshake:
+        spaceId = HANDSHAKE;
+        packetType = "handshake";
+        break;
+      case PacketType.ZeroRtt:
+        return false; // 0-RTT: issue #6
+      default:
+        spaceId = APP;
+        packetType = "1rtt";
+    }
+    const space = this.spaces[spaceId];
+    if (space.discarded) return false;
+    if (!space.readKeys) {
+      // Keys not yet available (reordering): keep a few packets to try again later.
+      if (this.undecryptable.length < MAX_BUFFERED_UNDECRYPTABLE) {
+        this.undecryptable.push({ data: datagram.slice(h.packetStart, h.packetEnd), level: spaceId });
+      }
+      return false;
+    }
+    const pnOffset = "pnOffset" in h ? h.pnOffset : 0;
+    const payloadLength = this.unprotect(datagram, h.packetStart, pnOffset, h.packetEnd, spaceId);
+    if (payloadLength < 0) return false;
+    const pn = this.unprotected.packetNumber;
+    if (space.received.isDuplicate(pn)) return true;
+    this.counters.packetsReceived++;
+
+    // The client learns the server's connection ID from its first Initial (RFC 9000 §7.2).
+    if (!this.isServer && !this.receivedFromPeer && "scid" in h) {
+      this.dcid = h.scid.slice();
+      this.remoteCids[0].cid = this.dcid;
+    }
+    this.receivedFromPeer = true;
+    // RFC 9000 §8.1: a Handshake packet from the client validates its address; RFC 9001 §4.9.1:
+    // the server discards Initial keys once it processes a Handshake packet.
+    if (spaceId === HANDSHAKE && this.isServer) {
+      this.addressValidated = true;
+      this.discardSpace(INITIAL);
+    }
+
+    const start = this.unprotected.payloadOffset;
+    const r = new ByteReader(datagram, start, start + payloadLength);
+    let ackEliciting = false;
+    if (payloadLength === 0)
+      throw new QuicError(TransportErrorCode.PROTOCOL_VIOLATION, "packet without frames");
+    while (!r.done) {
+      const frame = decodeFrame(r);
+      // RFC 9000 §12.4: frames not permitted in this packet type are a PROTOCOL_VIOLATION.
+      if (!isFrameAllowed(frame, packetType)) {
+        throw new QuicError(
+          TransportErrorCode.PROTOCOL_VIOLATION,
+          `${frame.kind} not allowed in ${packetType} packet`,
+          frameTypeOf(frame),
+        );
+      }
+      if (isAckEliciting(frame.kind)) ackEliciting = true;
+      this.onFrame(frame, spaceId, now);
+      if (this.state === "draining" || this.state === "closed") return true;
+    }
+    space.received.onPacketReceived(pn, now, ackEliciting);
+    this.resetIdleTimer(now);
+    if (
+      spaceId === APP &&
+      this.isServer === false &&
+      !this.handshakeConfirmed &&
+      this.state === "established"
+    ) {
+      // A client may also consider the handshake confirmed on an ACK of 1-RTT data (RFC 9001 §4.1.2).
+    }
+    return true;
+  }
+
+  /** Removes packet protection in place; returns the payload length or -1. */
+  private unprotect(buf: Uint8Array, start: number, pnOffset: number, end: number, spaceId: SpaceId): number {
+    const space = this.spaces[spaceId];
+    const keys = space.readKeys!;
+    const largest = space.received.largest;
+    if (spaceId !== APP) {
+      return unprotectPacket(keys, buf, start, pnOffset, end, largest, this.unprotected);
+    }
+    // 1-RTT: the key phase bit picks the keys (RFC 9001 §6).
+    const pnLength = removeHeaderProtection(keys, buf, start, pnOffset, end);
+    if (pnLength < 0) return -1;
+    const first = buf[start];
+    const phase = (first >> 2) & 1;
+    const len = pnLength as 1 | 2 | 3 | 4;
+    const pn = decodePacketNumber(largest, readPacketNumber(buf, pnOffset, len), len);
+    this.unprotected.firstByte = first;
+    this.unprotected.pnLength = pnLength as 1 | 2 | 3 | 4;
+    this.unprotected.packetNumber = pn;
+    this.unprotected.payloadOffset = pnOffset + pnLength;
+    let use = keys;
+    let newPhase = false;
+    if (phase !== this.keyPhase) {
+      if (this.prevReadKeys && pn < this.firstPnInPhase) use = this.prevReadKeys;
+      else {
+        use = this.getNextReadKeys();
+        newPhase = true;
+      }
+    }
+    const n = decryptPayload(use, buf, start, pnOffset + pnLength, end, pn);
+    if (n < 0) return -1;
+    if ((first & 0x18) !== 0) {
+      // RFC 9000 §17.3.1: reserved bits after a successful decryption → PROTOCOL_VIOLATION.
+      throw new QuicError(TransportErrorCode.PROTOCOL_VIOLATION, "reserved bits set in short header");
+    }
+    if (newPhase) this.onPeerKeyUpdate(pn);
+    this.unprotected.payloadLength = n;
+    return n;
+  }
+
+  private getNextReadKeys(): PacketKeys {
+    if (!this.nextReadKeys) {
+      const s = this.appSuite!;
+      const next = nextTrafficSecret(this.provider, s.hash, this.appReadSecret!, this.version);
+      this.nextReadKeys = updatePacketKeys(
+        this.provider,
+        this.spaces[APP].readKeys!,
+        s.hash,
+        next,
+        this.version,
+      );
+      (this.nextReadKeys as PacketKeys & { secret?: Uint8Array }).secret = next;
+    }
+    return this.nextReadKeys;
+  }
+
+  /** The peer moved to the next key phase (RFC 9001 §6.2): follow it. */
+  private onPeerKeyUpdate(pn: number): void {
+    const space = this.spaces[APP];
+    const next = this.nextReadKeys as PacketKeys & { secret?: Uint8Array };
+    this.prevReadKeys = space.readKeys;
+    this.prevReadDiscardAt = this.now + 3 * this.loss.rtt.smoothedRtt;
+    space.readKeys = next;
+    this.appReadSecret = next.secret;
+    this.nextReadKeys = undefined;
+    this.firstPnInPhase = pn;
+    if (!this.keyUpdatePending) this.updateWriteKeys();
+    this.keyUpdatePending = false;
+    this.keyPhase ^= 1;
+  }
+
+  private updateWriteKeys(): void {
+    const s = this.appSuite!;
+    const space = this.spaces[APP];
+    const next = nextTrafficSecret(this.provider, s.hash, this.appWriteSecret!, this.version);
+    space.writeKeys = updatePacketKeys(this.provider, space.writeKeys!, s.hash, next, this.version);
+    this.appWriteSecret = next;
+  }
+
+  /**
+   * Starts a key update (RFC 9001 §6.1): our next packets use the next key phase. Allowed once the
+   * handshake is confirmed and the previous update was acknowledged.
+   */
+  forceKeyUpdate(): void {
+    if (!this.handshakeConfirmed) throw new QuicUsageError("key update before the handshake is confirmed");
+    if (this.keyUpdatePending) return;
+    this.updateWriteKeys();
+    this.keyUpdatePending = true;
+    this.keyPhase ^= 1;
+    this.getNextReadKeys();
+    // The peer's packets in the new phase decrypt with the next read keys; swap when they arrive.
+    const space = this.spaces[APP];
+    this.prevReadKeys = space.readKeys;
+    space.readKeys = this.nextReadKeys;
+    this.appReadSecret = (this.nextReadKeys as PacketKeys & { secret?: Uint8Array }).secret;
+    this.nextReadKeys = undefined;
+    this.firstPnInPhase = space.received.largest + 1;
+    this.prevReadDiscardAt = Number.POSITIVE_INFINITY;
+    this.keyUpdatePending = false;
+  }
+
+  private retryUndecryptable(): void {
+    if (this.undecryptable.length === 0) return;
+    const pending = this.undecryptable.splice(0);
+    for (const p of pending) {
+      if (!this.spaces[p.level].readKeys) {
+        this.undecryptable.push(p);
+        continue;
+      }
+      try {
+        const headers = splitCoalescedPackets(p.data, { localCidLength: this.cidLength });
+        for (const h of headers) this.processPacket(p.data, h, this.now);
+      } catch (err) {
+        if (!(err instanceof PacketDropError)) throw err;
+      }
+    }
+  }
+
+  private onVersionNegotiation(versions: readonly number[]): void {
+    // RFC 9000 §6.2: only a client that has not yet received a packet acts on VN, and ignores a
+    // VN that lists the version it chose.
+    if (this.isServer || this.receivedFromPeer || versions.includes(this.version)) return;
+    const common = SUPPORTED_VERSIONS.find((v) => versions.includes(v));
+    if (common === undefined) {
+      this.closeReason = { kind: "version-mismatch", offered: [...versions] };
+      this.state = "closed";
+      this.events.push({ type: "closed", reason: this.closeReason });
+      return;
+    }
+    this.version = common;
+    this.restartInitial(this.dcid);
+  }
+
+  private onRetry(datagram: Uint8Array, h: Extract<PacketHeader, { type: typeof PacketType.Retry }>): void {
+    // RFC 9000 §17.2.5.2: one Retry at most, before any other server packet, with a valid tag.
+    if (this.isServer || this.receivedFromPeer || this.retrySourceCid) return;
+    if (!validateRetryPacket(this.provider, datagram, h, this.originalDcid)) return;
+    if (equal(h.scid, this.dcid)) return;
+    this.retrySourceCid = h.scid.slice();
+    this.retryToken = h.token.slice();
+    this.dcid = this.retrySourceCid;
+    this.remoteCids[0].cid = this.dcid;
+    this.restartInitial(this.dcid);
+  }
+
+  /** Sends the ClientHello again under new Initial keys (after Retry or Version Negotiation). */
+  private restartInitial(keyCid: Uint8Array): void {
+    const { discarded } = this.loss.resetForRetry(this.now);
+    let bytes = 0;
+    for (const p of discarded) if (p.inFlight) bytes += p.size;
+    if (bytes > 0) this.cc.removeFromFlight(bytes);
+    this.installInitialKeys(keyCid);
+    const space = this.spaces[INITIAL];
+    // Resend all CRYPTO data from offset 0 (the ClientHello) in a new Initial.
+    const sent = space.cryptoSend.sentOffset;
+    if (sent > 0) space.cryptoSend.onLost(0, sent, false);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Frames
+
+  private onFrame(f: Frame, spaceId: SpaceId, now: number): void {
+    switch (f.kind) {
+      case "padding":
+      case "ping":
+        return;
+      case "ack":
+        this.onAck(f, spaceId, now);
+        return;
+      case "crypto": {
+        const space = this.spaces[spaceId];
+        space.cryptoRecv.insert(f.offset, f.data, false, FrameType.CRYPTO);
+        for (let chunk = space.cryptoRecv.read(); chunk; chunk = space.cryptoRecv.read()) {
+          this.tls.receive(SPACE_LEVEL[spaceId], chunk, now);
+          this.drainTls();
+        }
+        return;
+      }
+      case "stream":
+        this.onStreamFrame(f.streamId, f.offset, f.data, f.fin);
+        return;
+      case "reset_stream": {
+        const s = this.peerStream(f.streamId, FrameType.RESET_STREAM);
+        if (!s?.recv) return;
+        const newBytes = s.recv.flow.onReceivedOffset(f.finalSize, FrameType.RESET_STREAM);
+        this.recvFlow.onReceivedBytes(newBytes, FrameType.RESET_STREAM);
+        if (s.state.onRecvResetStream(f.finalSize)) {
+          s.recv.buffer.onReset(f.finalSize);
+          s.recv.resetCode = f.errorCode;
+          // Bytes never to be read still count as consumed for connection flow control.
+          const unread = f.finalSize - s.recv.flow.consumed;
+          if (unread > 0) {
+            s.recv.flow.onConsumed(unread, now);
+            this.recvFlow.onConsumed(unread, now);
+          }
+          this.events.push({ type: "stream-reset", streamId: f.streamId, errorCode: f.errorCode });
+          this.maybeReleaseStream(s);
+        }
+        return;
+      }
+      case "stop_sending": {
+        const s = this.peerStream(f.streamId, FrameType.STOP_SENDING);
+        if (!s?.send) return;
+        if (s.state.onRecvStopSending()) {
+          s.send.stopCode = f.errorCode;
+          // RFC 9000 §3.5: answer STOP_SENDING with RESET_STREAM.
+          if (s.send.resetCode === undefined && !s.send.done) this.resetStream(s.id, f.errorCode);
+          this.events.push({ type: "stream-stopped", streamId: f.streamId, errorCode: f.errorCode });
+        }
+        return;
+      }
+      case "max_data":
+        if (this.sendFlow.onMaxData(f.maximum)) this.wakeBlockedStreams();
+        return;
+      case "max_stream_data": {
+        const s = this.peerStream(f.streamId, FrameType.MAX_STREAM_DATA);
+        if (!s?.send) return;
+        s.state.onRecvMaxStreamData();
+        if (s.send.flow.onMaxData(f.maximum)) {
+          this.scheduleStream(s);
+          this.events.push({ type: "stream-writable", streamId: s.id });
+        }
+        return;
+      }
+      case "max_streams": {
+        const ids = f.bidi ? this.localBidi : this.localUni;
+        if (ids.onMaxStreams(f.maximum)) this.events.push({ type: "streams-available", bidi: f.bidi });
+        return;
+      }
+      case "data_blocked":
+      case "streams_blocked":
+        return;
+      case "stream_data_blocked": {
+        const s = this.peerStream(f.streamId, FrameType.STREAM_DATA_BLOCKED);
+        s?.state.onRecvStreamDataBlocked();
+        return;
+      }
+      case "new_token":
+        // RFC 9000 §19.7: a server receiving NEW_TOKEN → PROTOCOL_VIOLATION.
+        if (this.isServer)
+          throw new QuicError(
+            TransportErrorCode.PROTOCOL_VIOLATION,
+            "NEW_TOKEN from a client",
+            FrameType.NEW_TOKEN,
+          );
+        return;
+      case "new_connection_id":
+        this.onNewConnectionId(f.sequence, f.retirePriorTo, f.connectionId, f.statelessResetToken);
+        return;
+      case "retire_connection_id":
+        this.onRetireConnectionId(f.sequence);
+        return;
+      case "path_challenge":
+        // RFC 9000 §8.2.2: echo the data in a PATH_RESPONSE.
+        if (this.pathResponses.length < 4) this.pathResponses.push(f.data.slice());
+        return;
+      case "path_response":
+        return; // path validation of our own: issue #6
+      case "connection_close": {
+        const reason = Buffer.from(f.reason).toString("utf8");
+        this.enterDraining(
+          f.application
+            ? { kind: "application", code: f.errorCode, reason, remote: true }
+            : { kind: "transport", code: Number(f.errorCode), frameType: f.frameType, reason, remote: true },
+          true,
+        );
+        return;
+      }
+      case "handshake_done":
+        // RFC 9000 §19.20: a server receiving HANDSHAKE_DONE → PROTOCOL_VIOLATION.
+        if (this.isServer)
+          throw new QuicError(
+            TransportErrorCode.PROTOCOL_VIOLATION,
+            "HANDSHAKE_DONE from a client",
+            FrameType.HANDSHAKE_DONE,
+          );
+        this.confirmHandshake();
+        return;
+      case "datagram":
+        // RFC 9221 §4: DATAGRAM frames we did not allow, or larger than allowed → PROTOCOL_VIOLATION.
+        if (
+          this.config.maxDatagramFrameSize === 0 ||
+          f.data.length + 3 > this.config.maxDatagramFrameSize + 3
+        ) {
+          if (this.config.maxDatagramFrameSize === 0 || f.data.length > this.config.maxDatagramFrameSize) {
+            throw new QuicError(
+              TransportErrorCode.PROTOCOL_VIOLATION,
+              "unexpected DATAGRAM frame",
+              FrameType.DATAGRAM,
+            );
+          }
+        }
+        this.onDatagram(f.data);
+        return;
+    }
+  }
+
+  private onAck(f: AckFrame, spaceId: SpaceId, now: number): void {
+    const ackDelay = spaceId === APP ? (f.ackDelay * 2 ** this.peerAckDelayExponent) / 1000 : 0;
+    const result = this.loss.onAckReceived(
+      spaceId as PacketNumberSpace,
+      { largest: f.largest, ackDelay, ranges: f.ranges, ecn: f.ecn },
+      now,
+    );
+    for (const p of result.newlyAcked) this.onPacketAcked(p, spaceId);
+    for (const p of result.lost) this.onPacketLost(p, spaceId);
+    if (result.ecnCe !== undefined) this.cc.onEcnCe(result.ecnCe.sentTime, now);
+    if (result.lost.length > 0) this.cc.onPacketsLost(result.lost, now);
+    if (result.persistentCongestion) this.cc.onPersistentCongestion(now);
+    if (result.newlyAcked.length > 0) this.cc.onPacketsAcked(result.newlyAcked, now, this.loss.rtt);
+    if (spaceId === APP && !this.isServer && !this.handshakeConfirmed && result.newlyAcked.length > 0) {
+      // RFC 9001 §4.1.2: an acknowledgment of a 1-RTT packet confirms the handshake too.
+      this.confirmHandshake();
+    }
+  }
+
+  private onPacketAcked(p: SentPacket<Sent[]>, spaceId: SpaceId): void {
+    for (const s of p.frames) {
+      switch (s.k) {
+        case "crypto":
+          this.spaces[spaceId].cryptoSend.onAcked(s.offset, s.length, false);
+          break;
+        case "stream": {
+          const st = this.streams.get(s.id);
+          if (!st?.send) break;
+          st.send.buffer.onAcked(s.offset, s.length, s.fin);
+          if (st.send.buffer.isFullyAcked && !st.send.done && st.send.resetCode === undefined) {
+            st.send.done = true;
+            st.state.send?.onAllDataAcked();
+            this.events.push({ type: "stream-finished", streamId: s.id });
+            this.maybeReleaseStream(st);
+          }
+          break;
+        }
+        case "reset": {
+          const st = this.streams.get(s.id);
+          if (!st?.send) break;
+          st.state.send?.onResetAcked();
+          st.send.done = true;
+          this.maybeReleaseStream(st);
+          break;
+        }
+        case "ack":
+          this.spaces[spaceId].received.onAckOfAck(s.largest);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  private onPacketLost(p: SentPacket<Sent[]>, spaceId: SpaceId): void {
+    this.counters.packetsLost++;
+    for (const s of p.frames) {
+      switch (s.k) {
+        case "crypto":
+          this.spaces[spaceId].cryptoSend.onLost(s.offset, s.length, false);
+          break;
+        case "stream": {
+          const st = this.streams.get(s.id);
+          if (st?.send && st.send.resetCode === undefined) {
+            st.send.buffer.onLost(s.offset, s.length, s.fin);
+            this.scheduleStream(st);
+          }
+          break;
+        }
+        case "reset": {
+          const st = this.streams.get(s.id);
+          if (st?.send && !st.send.done) {
+            st.send.resetPending = true;
+            this.controlStreams.add(s.id);
+          }
+          break;
+        }
+        case "stop": {
+          const st = this.streams.get(s.id);
+          if (st?.recv && st.recv.resetCode === undefined && !st.recv.buffer.finished) {
+            st.recv.stopPending = true;
+            this.controlStreams.add(s.id);
+          }
+          break;
+        }
+        case "max_data":
+          this.maxDataPending = true;
+          break;
+        case "max_stream_data": {
+          const st = this.streams.get(s.id);
+          if (st?.recv && st.recv.resetCode === undefined && !st.recv.buffer.allReceived) {
+            st.recv.maxStreamDataPending = true;
+            this.controlStreams.add(s.id);
+          }
+          break;
+        }
+        case "max_streams":
+          if (s.bidi) this.maxStreamsBidiPending = true;
+          else this.maxStreamsUniPending = true;
+          break;
+        case "handshake_done":
+          this.handshakeDonePending = true;
+          break;
+        case "new_cid": {
+          const c = this.localCids.find((x) => x.seq === s.seq);
+          if (c) c.pending = true;
+          break;
+        }
+        case "retire_cid":
+          this.retireCids.push(s.seq);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  private onNewConnectionId(seq: number, retirePriorTo: number, cid: Uint8Array, token: Uint8Array): void {
+    // RFC 9000 §19.15: a zero-length-CID peer must not send NEW_CONNECTION_ID.
+    if (this.dcid.length === 0) {
+      throw new QuicError(
+        TransportErrorCode.PROTOCOL_VIOLATION,
+        "NEW_CONNECTION_ID with zero-length CIDs",
+        FrameType.NEW_CONNECTION_ID,
+      );
+    }
+    const existing = this.remoteCids.find((r) => r.seq === seq);
+    if (existing) {
+      if (!equal(existing.cid, cid)) {
+        throw new QuicError(
+          TransportErrorCode.PROTOCOL_VIOLATION,
+          "NEW_CONNECTION_ID reuses a sequence number",
+          FrameType.NEW_CONNECTION_ID,
+        );
+      }
+      return;
+    }
+    if (seq < this.peerRetirePriorTo) {
+      this.retireCids.push(seq); // §5.1.2: retire it right away
+      return;
+    }
+    this.remoteCids.push({ seq, cid: cid.slice(), resetToken: token.slice() });
+    if (retirePriorTo > this.peerRetirePriorTo) {
+      this.peerRetirePriorTo = retirePriorTo;
+      for (let i = this.remoteCids.length - 1; i >= 0; i--) {
+        const r = this.remoteCids[i];
+        if (r.seq < retirePriorTo) {
+          this.retireCids.push(r.seq);
+          this.remoteCids.splice(i, 1);
+        }
+      }
+      this.remoteCids.sort((a, b) => a.seq - b.seq);
+      if (this.remoteCids.length > 0 && !this.remoteCids.some((r) => equal(r.cid, this.dcid)))
+        this.dcid = this.remoteCids[0].cid;
+    }
+    // RFC 9000 §5.1.1: more active CIDs than our limit → CONNECTION_ID_LIMIT_ERROR.
+    if (this.remoteCids.length > this.config.activeConnectionIdLimit) {
+      throw new QuicError(
+        TransportErrorCode.CONNECTION_ID_LIMIT_ERROR,
+        "too many connection IDs",
+        FrameType.NEW_CONNECTION_ID,
+      );
+    }
+  }
+
+  private onRetireConnectionId(seq: number): void {
+    // RFC 9000 §19.16: retiring a sequence number never issued → PROTOCOL_VIOLATION.
+    if (seq >= this.nextLocalCidSeq) {
+      throw new QuicError(
+        TransportErrorCode.PROTOCOL_VIOLATION,
+        "RETIRE_CONNECTION_ID for an unissued ID",
+        FrameType.RETIRE_CONNECTION_ID,
+      );
+    }
+    const i = this.localCids.findIndex((c) => c.seq === seq);
+    if (i < 0) return;
+    const [c] = this.localCids.splice(i, 1);
+    this.events.push({ type: "connection-id", cid: c.cid, retired: true });
+    if (this.handshakeConfirmed) this.issueLocalCid(true);
+  }
+
+  private onDatagram(data: Uint8Array): void {
+    const queued = this.events.reduce((n, e) => (e.type === "datagram" ? n + 1 : n), 0);
+    if (queued >= this.incomingDatagramsLimit) {
+      this.counters.datagramsDropped++;
+      return;
+    }
+    this.events.push({ type: "datagram", data: data.slice() });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Streams
+
+  /** A stream the peer may refer to; creates peer-initiated streams on first mention. */
+  private peerStream(id: number, frameType: number): Stream | undefined {
+    const local = isLocallyInitiated(id, this.isServer);
+    const ids =
+      (id & 2) === 0 ? (local ? this.localBidi : this.remoteBidi) : local ? this.localUni : this.remoteUni;
+    const opened = ids instanceof LocalStreamIds ? ids.isOpened(id) : ids.isOpened(id);
+    checkPeerStreamFrame(frameType, id, this.isServer, !local || opened);
+    const existing = this.streams.get(id);
+    if (existing) return existing;
+    if (local) return undefined; // opened and since released
+    const remote = ids as RemoteStreamIds;
+    if (remote.isOpened(id)) return undefined; // released
+    const before = remote.opened;
+    remote.onPeerStream(id, frameType);
+    // RFC 9000 §3.2: opening a stream opens every lower-numbered stream of its type.
+    for (let index = before; index < remote.opened; index++) {
+      const sid = (id & 3) + index * 4;
+      const s = this.createStream(sid);
+      this.events.push({ type: "stream-opened", streamId: sid, bidi: (sid & 2) === 0 });
+      if (sid === id) return s;
+    }
+    return this.streams.get(id);
+  }
+
+  private createStream(id: number): Stream {
+    const p = this.peerParams;
+    const local = isLocallyInitiated(id, this.isServer);
+    const bidi = (id & 2) === 0;
+    // The peer's limit for data we send: bidi_remote for streams we open, bidi_local for theirs.
+    const sendLimit = bidi
+      ? local
+        ? (p?.initialMaxStreamDataBidiRemote ?? 0)
+        : (p?.initialMaxStreamDataBidiLocal ?? 0)
+      : (p?.initialMaxStreamDataUni ?? 0);
+    const s = new Stream(
+      id,
+      this.isServer,
+      sendLimit,
+      this.config.streamReceiveWindow,
+      this.config.maxStreamReceiveWindow,
+    );
+    this.streams.set(id, s);
+    if (s.send) this.scheduler.add(id, s.urgency, s.incremental);
+    return s;
+  }
+
+  private onStreamFrame(id: number, offset: number, data: Uint8Array, fin: boolean): void {
+    const s = this.peerStream(id, FrameType.STREAM);
+    if (!s?.recv) return;
+    const end = offset + data.length;
+    if (!s.state.onRecvStream(offset, data.length, fin)) return;
+    // RFC 9000 §4.1: flow control, per stream and for the connection.
+    const newBytes = s.recv.flow.onReceivedOffset(end, FrameType.STREAM);
+    this.recvFlow.onReceivedBytes(newBytes, FrameType.STREAM);
+    if (s.recv.resetCode !== undefined || s.recv.stopCode !== undefined) {
+      // Data after STOP_SENDING/reset is dropped, but its bytes count as consumed.
+      if (newBytes > 0) {
+        s.recv.flow.onConsumed(newBytes, this.now);
+        this.recvFlow.onConsumed(newBytes, this.now);
+      }
+      return;
+    }
+    const before = s.recv.buffer.readable;
+    s.recv.buffer.insert(offset, data, fin, FrameType.STREAM);
+    if (s.recv.buffer.readable > before || (s.recv.buffer.finished && s.recv.buffer.readable === 0)) {
+      this.events.push({ type: "stream-readable", streamId: id });
+    }
+    if (s.recv.buffer.allReceived) s.state.recv?.onAllDataReceived();
+  }
+
+  private scheduleStream(s: Stream): void {
+    if (s.send && !this.scheduler.isActive(s.id)) this.scheduler.setActive(s.id, true);
+  }
+
+  private wakeBlockedStreams(): void {
+    for (const s of this.streams.values()) {
+      if (s.send && s.send.buffer.hasDataToSend(s.send.flow.limit)) this.scheduleStream(s);
+    }
+  }
+
+  private maybeReleaseStream(s: Stream): void {
+    if (!s.state.isClosed) return;
+    const recvDone =
+      !s.recv ||
+      s.recv.buffer.discarded ||
+      s.state.recv?.state === "data_read" ||
+      s.state.recv?.state === "reset_read";
+    if (!recvDone) return;
+    this.streams.delete(s.id);
+    this.scheduler.remove(s.id);
+    this.controlStreams.delete(s.id);
+    if (!isLocallyInitiated(s.id, this.isServer)) {
+      const remote = (s.id & 2) === 0 ? this.remoteBidi : this.remoteUni;
+      remote.onStreamClosed();
+      if (remote.takeMaxStreamsUpdate() >= 0) {
+        if ((s.id & 2) === 0) this.maxStreamsBidiPending = true;
+        else this.maxStreamsUniPending = true;
+      }
+    }
+  }
+
+  /** Opens a stream; returns its ID, or undefined when the peer's stream limit is reached. */
+  openStream(bidi = true): number | undefined {
+    this.checkOpen();
+    const ids = bidi ? this.localBidi : this.localUni;
+    if (!ids.canOpen()) return undefined;
+    const id = ids.open();
+    this.createStream(id);
+    return id;
+  }
+
+  /** Sets RFC 9218 priority for a stream we send on. */
+  setStreamPriority(id: number, urgency: number, incremental: boolean): void {
+    const s = this.streams.get(id);
+    if (!s?.send) return;
+    s.urgency = urgency;
+    s.incremental = incremental;
+    this.scheduler.setPriority(id, urgency, incremental);
+  }
+
+  private sendPart(id: number): NonNullable<Stream["send"]> {
+    const s = this.streams.get(id);
+    if (!s) throw new QuicUsageError(`stream ${id} is unknown or closed`);
+    if (!s.send) throw new QuicUsageError(`stream ${id} is receive-only`);
+    return s.send;
+  }
+
+  /** Queues data (and optionally FIN) on a stream. The data is copied. */
+  write(id: number, data: Uint8Array, fin = false): void {
+    this.checkOpen();
+    const send = this.sendPart(id);
+    if (send.resetCode !== undefined) throw new QuicUsageError(`stream ${id} was reset`);
+    if (send.buffer.finished) throw new QuicUsageError(`stream ${id} is already finished`);
+    if (data.length > 0) send.buffer.write(data, true);
+    if (fin) send.buffer.finish();
+    this.scheduleStream(this.streams.get(id)!);
+  }
+
+  /** Finishes a stream (FIN after what was written). */
+  finish(id: number): void {
+    this.write(id, EMPTY, true);
+  }
+
+  /** Bytes written but not yet acknowledged: the backpressure signal for writers. */
+  bufferedAmount(id: number): number {
+    return this.streams.get(id)?.send?.buffer.bufferedBytes ?? 0;
+  }
+
+  /** Abruptly ends our sending part with RESET_STREAM (RFC 9000 §19.4). */
+  resetStream(id: number, errorCode: bigint): void {
+    const s = this.streams.get(id);
+    if (!s?.send || s.send.resetCode !== undefined || s.send.done) return;
+    s.send.resetCode = errorCode;
+    s.send.resetPending = true;
+    s.send.buffer.reset();
+    this.scheduler.setActive(id, false);
+    this.controlStreams.add(id);
+  }
+
+  /**
+   * Reads up to `maxBytes` contiguous bytes. Returns null when nothing is readable now; `fin` is
+   * true once the whole stream was read.
+   */
+  read(id: number, maxBytes = Number.POSITIVE_INFINITY): { data: Uint8Array; fin: boolean } | null {
+    const s = this.streams.get(id);
+    if (!s) return null;
+    if (!s.recv) throw new QuicUsageError(`stream ${id} is send-only`);
+    const data = s.recv.buffer.read(maxBytes);
+    if (data && data.length > 0) {
+      s.recv.flow.onConsumed(data.length, this.now);
+      this.recvFlow.onConsumed(data.length, this.now);
+      if (s.recv.flow.shouldSendUpdate() && !s.recv.buffer.allReceived) {
+        s.recv.maxStreamDataPending = true;
+        this.controlStreams.add(id);
+      }
+      if (this.recvFlow.shouldSendUpdate()) this.maxDataPending = true;
+    }
+    const fin = s.recv.buffer.finished && s.recv.buffer.readable === 0;
+    if (fin && s.state.recv?.state === "data_recvd") {
+      s.state.recv.onAllDataRead();
+      this.maybeReleaseStream(s);
+    }
+    if (!data && !fin) return null;
+    return { data: data ?? EMPTY, fin };
+  }
+
+  /** The peer's RESET_STREAM code, when it reset the stream. */
+  streamResetCode(id: number): bigint | undefined {
+    return this.streams.get(id)?.recv?.resetCode;
+  }
+
+  /** Asks the peer to stop sending (STOP_SENDING, RFC 9000 §19.5); unread data is discarded. */
+  stopSending(id: number, errorCode: bigint): void {
+    const s = this.streams.get(id);
+    if (!s?.recv || s.recv.stopCode !== undefined || s.recv.resetCode !== undefined) return;
+    s.recv.stopCode = errorCode;
+    if (s.recv.buffer.allReceived) return;
+    s.recv.stopPending = true;
+    const dropped = s.recv.buffer.discard();
+    if (dropped > 0) {
+      s.recv.flow.onConsumed(dropped, this.now);
+      this.recvFlow.onConsumed(dropped, this.now);
+    }
+    this.controlStreams.add(id);
+  }
+
+  /** Queues an unreliable datagram (RFC 9221). Throws if the peer does not accept datagrams or it is too large. */
+  sendDatagram(data: Uint8Array): void {
+    this.checkOpen();
+    const max = this.maxDatagramSize;
+    if (max === 0) throw new QuicUsageError("the peer does not accept datagrams");
+    if (data.length > max)
+      throw new QuicUsageError(`datagram of ${data.length} bytes exceeds the maximum of ${max}`);
+    if (this.outgoingDatagrams.length >= this.config.datagramQueueLength) {
+      this.outgoingDatagrams.shift(); // drop the oldest, as quinn does
+      this.counters.datagramsDropped++;
+    }
+    this.outgoingDatagrams.push(data.slice());
+  }
+
+  private checkOpen(): void {
+    if (this.state === "closing" || this.state === "draining" || this.state === "closed") {
+      throw new QuicUsageError("connection is closed");
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Closing (RFC 9000 §10)
+
+  /** Closes the connection with an application error code (CONNECTION_CLOSE 0x1d). */
+  close(errorCode: bigint = 0n, reason = ""): void {
+    if (this.state === "closing" || this.state === "draining" || this.state === "closed") return;
+    this.startClosing({ kind: "application", code: errorCode, reason, remote: false });
+  }
+
+  private onLocalError(err: unknown): void {
+    if (this.state === "closing" || this.state === "draining" || this.state === "closed") return;
+    let q: QuicError;
+    if (err instanceof QuicError) q = err;
+    else {
+      q = new TlsError(AlertDescription.internal_error, "internal error");
+      q = new QuicError(
+        TransportErrorCode.INTERNAL_ERROR,
+        `internal error: ${(err as Error)?.message ?? String(err)}`,
+      );
+    }
+    this.startClosing({
+      kind: "transport",
+      code: q.code,
+      frameType: q.frameType,
+      reason: q.reason,
+      remote: false,
+    });
+  }
+
+  private startClosing(reason: ConnectionCloseReason): void {
+    this.closeReason = reason;
+    const bytes = new TextEncoder().encode("reason" in reason ? reason.reason.slice(0, 200) : "");
+    if (reason.kind === "application") {
+      this.closeFrame = {
+        kind: "connection_close",
+        application: true,
+        errorCode: reason.code,
+        frameType: 0,
+        reason: bytes,
+      };
+    } else if (reason.kind === "transport") {
+      this.closeFrame = {
+        kind: "connection_close",
+        application: false,
+        errorCode: BigInt(reason.code),
+        frameType: reason.frameType,
+        reason: bytes,
+      };
+    }
+    if (!this.closeFrame || (!this.receivedFromPeer && !this.isServer && this.spaces[INITIAL].nextPn === 0)) {
+      this.finishClose();
+      return;
+    }
+    this.state = "closing";
+    this.closeFramePending = true;
+    // RFC 9000 §10.2: the closing state lasts three times the current PTO.
+    this.closeDeadline = this.now + 3 * this.ptoDuration();
+  }
+
+  private enterDraining(reason: ConnectionCloseReason, timed: boolean): void {
+    if (!this.closeReason) this.closeReason = reason;
+    if (!timed) {
+      this.finishClose();
+      return;
+    }
+    this.state = "draining";
+    this.closeDeadline = this.now + 3 * this.ptoDuration();
+  }
+
+  private finishClose(): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    this.events.push({ type: "closed", reason: this.closeReason ?? { kind: "idle-timeout" } });
+  }
+
+  private ptoDuration(): number {
+    const r = this.loss.rtt;
+    return r.smoothedRtt + Math.max(4 * r.rttvar, 1) + (this.handshakeConfirmed ? this.loss.maxAckDelay : 0);
+  }
+
+  private resetIdleTimer(now: number): void {
+    this.lastActivity = now;
+    if (this.idleTimeout > 0) {
+      // RFC 9000 §10.1: at least three PTOs, so a few probes can go out before giving up.
+      this.idleDeadline = now + Math.max(this.idleTimeout, 3 * this.ptoDuration());
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Timers
+
+  /** The earliest time handleTimeout must be called, or undefined when no timer is armed. */
+  nextTimeout(): number | undefined {
+    if (this.state === "closed") return undefined;
+    if (this.state === "closing" || this.state === "draining") return this.closeDeadline;
+    let t = Math.min(this.idleDeadline, this.prevReadDiscardAt);
+    const lossTimer = this.loss.getLossDetectionTimer();
+    if (lossTimer !== undefined && lossTimer < t) t = lossTimer;
+    for (const space of this.spaces) {
+      if (!space.hasKeys) continue;
+      const d = space.received.ackDeadline();
+      if (d < t) t = d;
+    }
+    if (this.config.keepAliveInterval > 0 && this.state === "established") {
+      t = Math.min(t, this.lastActivity + this.config.keepAliveInterval);
+    }
+    return Number.isFinite(t) ? t : undefined;
+  }
+
+  handleTimeout(now: number): void {
+    this.now = now;
+    if (this.state === "closed") return;
+    if (this.state === "closing" || this.state === "draining") {
+      if (now >= this.closeDeadline) this.finishClose();
+      return;
+    }
+    if (now >= this.idleDeadline) {
+      this.closeReason = { kind: "idle-timeout" };
+      this.finishClose();
+      return;
+    }
+    if (now >= this.prevReadDiscardAt) {
+      this.prevReadKeys = undefined;
+      this.prevReadDiscardAt = Number.POSITIVE_INFINITY;
+    }
+    const lossTimer = this.loss.getLossDetectionTimer();
+    if (lossTimer !== undefined && now >= lossTimer) {
+      const r = this.loss.onLossDetectionTimeout(now);
+      if (r.kind === "loss") {
+        for (const p of r.lost) this.onPacketLost(p, r.space as SpaceId);
+        this.cc.onPacketsLost(r.lost, now);
+        if (r.persistentCongestion) this.cc.onPersistentCongestion(now);
+      } else if (r.kind === "probe") {
+        const space = this.spaces[r.probe.space as SpaceId];
+        space.probes = Math.max(space.probes, r.probe.count);
+        // RFC 9002 §6.2.4: probes resend data in flight when possible (queue crypto as lost).
+        this.requeueForProbe(r.probe.space as SpaceId);
+      }
+    }
+    if (
+      this.config.keepAliveInterval > 0 &&
+      this.state === "established" &&
+      now >= this.lastActivity + this.config.keepAliveInterval
+    ) {
+      this.pingPending = true;
+      this.lastActivity = now;
+    }
+  }
+
+  /** On PTO, mark the oldest unacknowledged CRYPTO data for retransmission (RFC 9002 §6.2.4). */
+  private requeueForProbe(spaceId: SpaceId): void {
+    const space = this.spaces[spaceId];
+    const send = space.cryptoSend;
+    if (send.sentOffset > send.ackedOffset)
+      send.onLost(send.ackedOffset, send.sentOffset - send.ackedOffset, false);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Sending
+
+  /**
+   * The next datagram to send, or null when there is nothing to send now (call again after
+   * receive/handleTimeout/write). The returned buffer is owned by the caller.
+   */
+  pollTransmit(now: number): Uint8Array | null {
+    this.now = now;
+    if (this.state === "closed" || this.state === "draining") return null;
+    if (this.state === "closing") return this.buildCloseDatagram();
+    try {
+      return this.buildDatagram(now);
+    } catch (err) {
+      this.onLocalError(err);
+      return (this.state as State) === "closing" ? this.buildCloseDatagram() : null;
+    }
+  }
+
+  private amplificationBudget(): number {
+    // RFC 9000 §8.1: before validating the client's address, a server sends at most 3× what it received.
+    if (!this.isServer || this.addressValidated) return Number.POSITIVE_INFINITY;
+    return 3 * this.bytesReceived - this.bytesSent;
+  }
+
+  private buildCloseDatagram(): Uint8Array | null {
+    if (!this.closeFramePending || !this.closeFrame) return null;
+    this.closeFramePending = false;
+    const buf = new Uint8Array(this.maxDatagram);
+    let pos = 0;
+    // Send the close in every space we have keys for that the peer may be reading (RFC 9000 §10.2.3).
+    for (const id of [INITIAL, HANDSHAKE, APP] as const) {
+      const space = this.spaces[id];
+      if (!space.hasKeys) continue;
+      let frame = this.closeFrame;
+      if (id !== APP && frame.kind === "connection_close" && frame.application) {
+        // RFC 9000 §10.2.3: an application close in Initial/Handshake becomes APPLICATION_ERROR.
+        frame = {
+          kind: "connection_close",
+          application: false,
+          errorCode: BigInt(TransportErrorCode.APPLICATION_ERROR),
+          frameType: 0,
+          reason: EMPTY,
+        };
+      }
+      pos = this.writeClosePacket(buf, pos, id, frame);
+    }
+    if (pos === 0) return null;
+    if (this.spaces[INITIAL].hasKeys && !this.isServer && pos < MIN_INITIAL_DATAGRAM) {
+      // Unlikely to matter: the close Initial would need padding; send as is otherwise.
+    }
+    this.bytesSent += pos;
+    return buf.subarray(0, pos);
+  }
+
+  /** One packet carrying only `frame`, sealed; returns the end offset. Not tracked for loss. */
+  private writeClosePacket(buf: Uint8Array, pos: number, id: SpaceId, frame: Frame): number {
+    const space = this.spaces[id];
+    const pn = space.nextPn++;
+    const w = new ByteWriter(buf, pos, buf.length - TAG);
+    const pnOffset =
+      id === APP
+        ? writeShortHeader(w, {
+            dcid: this.dcid,
+            packetNumber: pn,
+            pnLength: 4,
+            keyPhase: this.keyPhase as 0 | 1,
+          })
+        : writeLongHeader(w, {
+            type: id === INITIAL ? PacketType.Initial : PacketType.Handshake,
+            version: this.version,
+            dcid: this.dcid,
+            scid: this.initialScid,
+            token: id === INITIAL ? this.retryToken : undefined,
+            packetNumber: pn,
+            pnLength: 4,
+            length: 4 + TAG, // patched below
+            lengthSize: 2,
+          });
+    encodeFrame(frame, w);
+    if (w.pos < pnOffset + 4) w.writeZeros(pnOffset + 4 - w.pos);
+    if (id !== APP) {
+      const length = w.pos - pnOffset + TAG;
+      buf[pnOffset - 2] = 0x40 | (length >> 8);
+      buf[pnOffset - 1] = length & 0xff;
+    }
+    return protectPacket(space.writeKeys!, buf, pos, pnOffset, w.pos, pn);
+  }
+
+  private buildDatagram(now: number): Uint8Array | null {
+    const amp = this.amplificationBudget();
+    if (amp < 60) return null;
+    const limit = Math.min(this.maxDatagram, amp);
+    const buf = new Uint8Array(this.maxDatagram);
+    let pos = 0;
+    let hasInitial = false;
+    let ackElicitingInitial = false;
+    let lastPacket:
+      | {
+          start: number;
+          pnOffset: number;
+          payloadEnd: number;
+          space: SpaceId;
+          pn: number;
+          frames: Sent[];
+          ackEliciting: boolean;
+          long: boolean;
+        }
+      | undefined;
+    const probeOrCc = (): number => {
+      const cwndRoom = this.cc.window - this.cc.bytesInFlight;
+      return cwndRoom;
+    };
+    for (const id of [INITIAL, HANDSHAKE, APP] as const) {
+      const space = this.spaces[id];
+      if (!space.hasKeys) continue;
+      if (id === APP && !(this.state === "established" || this.handshakeConfirmed)) {
+        // The server may send 0.5-RTT data once it has 1-RTT keys; the client only after completing.
+        if (
+          this.isServer
+            ? !this.tls.handshakeComplete && !this.spaces[APP].writeKeys
+            : !this.tls.handshakeComplete
+        )
+          continue;
+      }
+      const room = limit - pos;
+      if (room < 40) break;
+      const congestionRoom = space.probes > 0 ? Number.POSITIVE_INFINITY : probeOrCc();
+      const packet = this.buildPacket(buf, pos, id, limit, congestionRoom, now);
+      if (!packet) continue;
+      if (lastPacket) this.sealPacket(buf, lastPacket, now);
+      lastPacket = packet;
+      pos = packet.payloadEnd + TAG;
+      if (id === INITIAL) {
+        hasInitial = true;
+        if (packet.ackEliciting) ackElicitingInitial = true;
+      }
+      if (id === APP) break; // a short-header packet ends the datagram
+    }
+    if (!lastPacket) return null;
+    // RFC 9000 §14.1: datagrams with a client Initial (or an ack-eliciting server Initial) are ≥ 1200 bytes.
+    if (hasInitial && (!this.isServer || ackElicitingInitial) && pos < MIN_INITIAL_DATAGRAM) {
+      const pad = Math.min(MIN_INITIAL_DATAGRAM, limit) - pos;
+      if (pad > 0) {
+        buf.fill(0, lastPacket.payloadEnd, lastPacket.payloadEnd + pad);
+        lastPacket.payloadEnd += pad;
+        pos += pad;
+      }
+    }
+    this.sealPacket(buf, lastPacket, now);
+    // RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
+    if (!this.isServer && this.spaces[HANDSHAKE].nextPn > 0 && !this.spaces[INITIAL].discarded)
+      this.discardSpace(INITIAL);
+    this.bytesSent += pos;
+    this.counters.bytesSent += pos;
+    return buf.subarray(0, pos);
+  }
+
+  /**
+   * Writes the unprotected header and frames of one packet at `pos`. Returns undefined when the
+   * space has nothing to send.
+   */
+  private buildPacket(
+    buf: Uint8Array,
+    pos: number,
+    id: SpaceId,
+    limit: number,
+    congestionRoom: number,
+    now: number,
+  ):
+    | {
+        start: number;
+        pnOffset: number;
+        payloadEnd: number;
+        space: SpaceId;
+        pn: number;
+        frames: Sent[];
+        ackEliciting: boolean;
+        long: boolean;
+      }
+    | undefined {
+    const space = this.spaces[id];
+    const frames: Frame[] = [];
+    const sent: Sent[] = [];
+    const ackDue = space.received.ackImmediately || space.received.ackDeadline() <= now;
+    const canAck = space.received.hasUnacked;
+    // Estimate the header size to know how much room the frames have.
+    const pn = space.nextPn;
+    const pnLen = packetNumberLength(pn, this.loss.largestAcked(id as PacketNumberSpace));
+    const long = id !== APP;
+    const headerSize = long
+      ? 1 +
+        4 +
+        1 +
+        this.dcid.length +
+        1 +
+        this.initialScid.length +
+        (id === INITIAL ? varintLen(this.retryToken.length) + this.retryToken.length : 0) +
+        2 +
+        pnLen
+      : 1 + this.dcid.length + pnLen;
+    const maxPayload = limit - pos - headerSize - TAG;
+    if (maxPayload < 20) return undefined;
+    let room = maxPayload;
+    let ackEliciting = false;
+    const canSendEliciting = congestionRoom >= this.maxDatagram || space.probes > 0;
+
+    if (ackDue || (canAck && canSendEliciting)) {
+      const ack = space.received.buildAckFrame(now);
+      if (ack) {
+        const size = frameSize(ack);
+        if (size <= room) {
+          frames.push(ack);
+          sent.push({ k: "ack", largest: ack.largest });
+          room -= size;
+        }
+      }
+    }
+
+    if (canSendEliciting) {
+      // CRYPTO data (retransmissions first).
+      while (room > 16) {
+        const overheadGuess = 1 + 8 + 4;
+        const chunk = space.cryptoSend.nextChunk(room - overheadGuess);
+        if (!chunk || chunk.data.length === 0) break;
+        const f: Frame = { kind: "crypto", offset: chunk.offset, data: chunk.data };
+        frames.push(f);
+        sent.push({ k: "crypto", offset: chunk.offset, length: chunk.data.length });
+        room -= frameSize(f);
+        ackEliciting = true;
+      }
+      if (id === APP) room = this.addAppFrames(frames, sent, room, now);
+      if (frames.some((f) => f.kind !== "ack" && f.kind !== "padding")) ackEliciting = true;
+      if (space.probes > 0 && !ackEliciting && room >= 1) {
+        frames.push({ kind: "ping" });
+        sent.push({ k: "ping" });
+        room -= 1;
+        ackEliciting = true;
+      }
+    }
+    if (frames.length === 0) return undefined;
+    if (ackEliciting && space.probes > 0) space.probes--;
+
+    // Header.
+    const w = new ByteWriter(buf, pos, limit);
+    let pnOffset: number;
+    if (long) {
+      pnOffset = writeLongHeader(w, {
+        type: id === INITIAL ? PacketType.Initial : PacketType.Handshake,
+        version: this.version,
+        dcid: this.dcid,
+        scid: this.initialScid,
+        token: id === INITIAL ? this.retryToken : undefined,
+        packetNumber: pn,
+        pnLength: pnLen,
+        length: pnLen + TAG, // patched in sealPacket
+        lengthSize: 2,
+      });
+    } else {
+      pnOffset = writeShortHeader(w, {
+        dcid: this.dcid,
+        packetNumber: pn,
+        pnLength: pnLen,
+        keyPhase: this.keyPhase as 0 | 1,
+      });
+    }
+    for (const f of frames) encodeFrame(f, w);
+    // RFC 9001 §5.4.2: the sample needs 4 bytes after the start of the packet number.
+    const minEnd = pnOffset + 4;
+    if (w.pos < minEnd) w.writeZeros(minEnd - w.pos);
+    space.nextPn++;
+    return { start: pos, pnOffset, payloadEnd: w.pos, space: id, pn, frames: sent, ackEliciting, long };
+  }
+
+  /** Application-space frames after ACK: control frames, stream data, datagrams. */
+  private addAppFrames(frames: Frame[], sent: Sent[], room: number, now: number): number {
+    const push = (f: Frame, s: Sent | undefined): boolean => {
+      const size = frameSize(f);
+      if (size > room) return false;
+      frames.push(f);
+      if (s) sent.push(s);
+      room -= size;
+      return true;
+    };
+    if (this.handshakeDonePending && this.isServer) {
+      if (push({ kind: "handshake_done" }, { k: "handshake_done" })) this.handshakeDonePending = false;
+    }
+    while (this.pathResponses.length > 0) {
+      if (!push({ kind: "path_response", data: this.pathResponses[0] }, undefined)) break;
+      this.pathResponses.shift();
+    }
+    if (this.maxDataPending || this.recvFlow.shouldSendUpdate()) {
+      const limit = this.recvFlow.takeUpdate(now, this.loss.rtt.smoothedRtt);
+      if (push({ kind: "max_data", maximum: limit }, { k: "max_data" })) this.maxDataPending = false;
+    }
+    for (const bidi of [true, false]) {
+      const pending = bidi ? this.maxStreamsBidiPending : this.maxStreamsUniPending;
+      if (!pending) continue;
+      const ids = bidi ? this.remoteBidi : this.remoteUni;
+      if (push({ kind: "max_streams", bidi, maximum: ids.limit }, { k: "max_streams", bidi })) {
+        if (bidi) this.maxStreamsBidiPending = false;
+        else this.maxStreamsUniPending = false;
+      }
+    }
+    for (const c of this.localCids) {
+      if (!c.pending) continue;
+      const f: Frame = {
+        kind: "new_connection_id",
+        sequence: c.seq,
+        retirePriorTo: 0,
+        connectionId: c.cid,
+        statelessResetToken: c.resetToken,
+      };
+      if (!push(f, { k: "new_cid", seq: c.seq })) break;
+      c.pending = false;
+    }
+    while (this.retireCids.length > 0) {
+      const seq = this.retireCids[0];
+      if (!push({ kind: "retire_connection_id", sequence: seq }, { k: "retire_cid", seq })) break;
+      this.retireCids.shift();
+    }
+    for (const id of this.controlStreams) {
+      const s = this.streams.get(id);
+      if (!s) {
+        this.controlStreams.delete(id);
+        continue;
+      }
+      if (s.send?.resetPending) {
+        const f: Frame = {
+          kind: "reset_stream",
+          streamId: id,
+          errorCode: s.send.resetCode!,
+          finalSize: s.send.buffer.finalSize >= 0 ? s.send.buffer.finalSize : s.send.buffer.sentOffset,
+        };
+        if (!push(f, { k: "reset", id })) break;
+        s.send.resetPending = false;
+        s.state.send?.onResetSent();
+      }
+      if (s.recv?.stopPending) {
+        if (!push({ kind: "stop_sending", streamId: id, errorCode: s.recv.stopCode! }, { k: "stop", id }))
+          break;
+        s.recv.stopPending = false;
+      }
+      if (s.recv?.maxStreamDataPending) {
+        const limit = s.recv.flow.takeUpdate(now, this.loss.rtt.smoothedRtt);
+        if (!push({ kind: "max_stream_data", streamId: id, maximum: limit }, { k: "max_stream_data", id }))
+          break;
+        s.recv.maxStreamDataPending = false;
+      }
+      this.controlStreams.delete(id);
+    }
+    if (this.pingPending && push({ kind: "ping" }, { k: "ping" })) this.pingPending = false;
+
+    // Datagrams (RFC 9221): before stream data, they are latency-sensitive.
+    while (this.outgoingDatagrams.length > 0) {
+      const d = this.outgoingDatagrams[0];
+      if (d.length + 3 > room) break;
+      push({ kind: "datagram", data: d }, undefined);
+      this.outgoingDatagrams.shift();
+    }
+
+    // Stream data by the scheduler's order.
+    let guard = 0;
+    while (room > 8 && guard++ < 64) {
+      const id = this.scheduler.next();
+      if (id < 0) break;
+      const s = this.streams.get(id);
+      if (!s?.send || s.send.resetCode !== undefined) {
+        this.scheduler.setActive(id, false);
+        continue;
+      }
+      const send = s.send;
+      const connRoom = this.sendFlow.available;
+      const streamLimit = Math.min(send.flow.limit, send.buffer.sentOffset + connRoom);
+      const overhead = streamFrameOverhead(
+        id,
+        Math.max(send.buffer.sentOffset, 1 << 30),
+        Math.min(room, 1 << 14),
+      );
+      const maxBytes = room - overhead;
+      if (maxBytes <= 0) break;
+      const chunk = send.buffer.nextChunk(maxBytes, streamLimit);
+      if (!chunk) {
+        this.scheduler.setActive(id, false);
+        if (send.buffer.isBlocked(send.flow.limit)) {
+          // Blocked by flow control: STREAM_DATA_BLOCKED could be sent here.
+        }
+        continue;
+      }
+      const f: Frame = {
+        kind: "stream",
+        streamId: id,
+        offset: chunk.offset,
+        data: chunk.data,
+        fin: chunk.fin,
+      };
+      if (!push(f, { k: "stream", id, offset: chunk.offset, length: chunk.data.length, fin: chunk.fin })) {
+        send.buffer.onLost(chunk.offset, chunk.data.length, chunk.fin);
+        break;
+      }
+      if (!chunk.retransmit) {
+        const end = chunk.offset + chunk.data.length;
+        const fresh = end - send.flow.used;
+        if (fresh > 0) {
+          send.flow.onSent(fresh);
+          this.sendFlow.onSent(fresh);
+        }
+      }
+      s.state.send?.onStreamSent(chunk.fin);
+      this.scheduler.onSent(id, chunk.data.length);
+      if (!send.buffer.hasDataToSend(send.flow.limit)) this.scheduler.setActive(id, false);
+    }
+    return room;
+  }
+
+  private sealPacket(
+    buf: Uint8Array,
+    p: {
+      start: number;
+      pnOffset: number;
+      payloadEnd: number;
+      space: SpaceId;
+      pn: number;
+      frames: Sent[];
+      ackEliciting: boolean;
+      long: boolean;
+    },
+    now: number,
+  ): void {
+    const space = this.spaces[p.space];
+    if (p.long) {
+      // Length = packet number + payload + tag (RFC 9000 §17.2), in the 2 bytes reserved for it.
+      const length = p.payloadEnd - p.pnOffset + TAG;
+      buf[p.pnOffset - 2] = 0x40 | (length >> 8);
+      buf[p.pnOffset - 1] = length & 0xff;
+    }
+    const end = protectPacket(space.writeKeys!, buf, p.start, p.pnOffset, p.payloadEnd, p.pn);
+    const size = end - p.start;
+    const inFlight = p.ackEliciting || p.frames.some((f) => f.k !== "ack");
+    const packet = new SentPacket<Sent[]>(p.pn, now, size, p.ackEliciting, inFlight, p.frames);
+    this.loss.onPacketSent(p.space as PacketNumberSpace, packet);
+    if (inFlight) this.cc.onPacketSent(size, now);
+    if (p.frames.some((f) => f.k === "ack")) space.received.onAckSent();
+    this.counters.packetsSent++;
+    if (p.ackEliciting) this.resetIdleTimerOnSend(now);
+  }
+
+  private resetIdleTimerOnSend(now: number): void {
+    // RFC 9000 §10.1: sending an ack-eliciting packet restarts the idle timer (if none since receipt).
+    if (this.idleTimeout > 0)
+      this.idleDeadline = Math.max(
+        this.idleDeadline,
+        now + Math.max(this.idleTimeout, 3 * this.ptoDuration()),
+      );
+  }
+}
+
+function varintLen(v: number): number {
+  return v < 0x40 ? 1 : v < 0x4000 ? 2 : v < 0x4000_0000 ? 4 : 8;
+}
