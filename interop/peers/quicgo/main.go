@@ -397,8 +397,12 @@ func runClient(a clientArgs) (bool, error) {
 	}
 	conn, err := quic.DialAddrContext(ctx, addr, tlsConf, quicConf)
 	if err != nil {
-		fmt.Printf("RESULT peer=quic-go ok=0 files=0/%d bytes=0 elapsed_s=%.3f error=handshake\n",
-			len(paths), time.Since(start).Seconds())
+		kind := "handshake"
+		if ctx.Err() != nil {
+			kind = "timeout"
+		}
+		fmt.Printf("RESULT peer=quic-go ok=0 files=0/%d bytes=0 elapsed_s=%.3f error=%s\n",
+			len(paths), time.Since(start).Seconds(), kind)
 		return false, fmt.Errorf("handshake with %s: %w", addr, err)
 	}
 	handshake := time.Since(start)

@@ -1508,6 +1508,11 @@ export class Connection {
     return { data: data ?? EMPTY, fin };
   }
 
+  /** Whether the stream is still tracked (not yet fully closed and released). */
+  hasStream(id: number): boolean {
+    return this.streams.has(id);
+  }
+
   /** The peer's RESET_STREAM code, when it reset the stream. */
   streamResetCode(id: number): bigint | undefined {
     return this.streams.get(id)?.recv?.resetCode;

@@ -319,8 +319,11 @@ function parseCertificateInner(der: Uint8Array): ParsedCertificate {
     notBefore: tbs.validity.notBefore.getTime(),
     notAfter: tbs.validity.notAfter.getTime(),
   };
-  if (Number.isNaN(result.notBefore.getTime()) || Number.isNaN(result.notAfter.getTime())) {
-    throw badCertificate("invalid validity time");
+  for (const t of [result.notBefore, result.notAfter]) {
+    // RFC 5280 §4.1.2.5.2: no fractional seconds (the DER re-encoding check cannot see them).
+    if (Number.isNaN(t.getTime()) || t.getUTCMilliseconds() !== 0) {
+      throw badCertificate("invalid validity time");
+    }
   }
 
   if (tbs.extensions) {

@@ -532,7 +532,7 @@ async fn run_client(a: ClientArgs) -> Result<bool> {
         Ok(r) => r?,
         Err(_) => {
             println!(
-                "RESULT peer=quinn ok=0 files=?/{} bytes=? elapsed_s={:.3} error=timeout",
+                "RESULT peer=quinn ok=0 files=0/{} bytes=0 elapsed_s={:.3} error=timeout",
                 targets.len(),
                 start.elapsed().as_secs_f64()
             );

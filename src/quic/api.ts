@@ -1,0 +1,674 @@
+/**
+ * The public, Promise-based API over the sans-IO connection, shaped like quinn's Connection:
+ * `connect()` and `listen()`, then `openBi`/`openUni`/`acceptBi`/`acceptUni`, datagrams, close.
+ * Streams have backpressure end to end: `SendStream.write` waits while too much is unacknowledged,
+ * and a `RecvStream` only grants the peer more credit as the application reads.
+ */
+import { readFileSync } from "node:fs";
+import type { KeyObject } from "node:crypto";
+import type { ConnectionCloseReason, TransportConfig } from "./connection/config.ts";
+import type { Connection, ConnectionEvent } from "./connection/connection.ts";
+import { type ConnectionHandler, Endpoint, type SocketAddress } from "./endpoint.ts";
+import { QuicUsageError } from "./errors.ts";
+import type { CertificateVerificationMode } from "./tls/certificate-verifier.ts";
+import { loadCredentials } from "./tls/credentials.ts";
+import { type DevCertificate, generateDevCertificate } from "./tls/dev-certificate.ts";
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
+
+const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
+
+/** Error thrown by stream and connection operations once the connection is gone. */
+export class ConnectionClosedError extends Error {
+  override readonly name = "ConnectionClosedError";
+  constructor(readonly reason: ConnectionCloseReason) {
+    super(`connection closed: ${describeReason(reason)}`);
+  }
+}
+
+/** The peer reset the stream we were reading (RESET_STREAM) or stopped the one we were writing. */
+export class StreamResetError extends Error {
+  override readonly name = "StreamResetError";
+  constructor(
+    readonly streamId: number,
+    readonly errorCode: bigint,
+    kind: "reset" | "stopped",
+  ) {
+    super(`stream ${streamId} ${kind} by the peer with code ${errorCode}`);
+  }
+}
+
+export function describeReason(r: ConnectionCloseReason): string {
+  switch (r.kind) {
+    case "transport":
+      return `${r.remote ? "peer" : "local"} transport error 0x${r.code.toString(16)}${r.reason ? ` (${r.reason})` : ""}`;
+    case "application":
+      return `${r.remote ? "peer" : "local"} application close ${r.code}${r.reason ? ` (${r.reason})` : ""}`;
+    case "idle-timeout":
+      return "idle timeout";
+    case "stateless-reset":
+      return "stateless reset";
+    case "version-mismatch":
+      return `no common QUIC version (server offers ${r.offered.map((v) => `0x${v.toString(16)}`).join(", ")})`;
+  }
+}
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(v: T): void;
+  reject(e: unknown): void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {});
+  return { promise, resolve, reject };
+}
+
+/** The sending half of a stream. */
+export class SendStream {
+  private waiter: Deferred<void> | undefined;
+  private stoppedCode: bigint | undefined;
+  private readonly finished = deferred<void>();
+  private readonly stoppedDeferred = deferred<bigint>();
+
+  constructor(
+    private readonly qc: QuicConnection,
+    readonly id: number,
+  ) {}
+
+  /**
+   * Queues data; resolves once the stream's unacknowledged bytes are below the high-water mark
+   * (backpressure). Rejects if the peer stopped the stream or the connection closed.
+   */
+  async write(data: Uint8Array): Promise<void> {
+    this.qc.checkAlive();
+    if (this.stoppedCode !== undefined) throw new StreamResetError(this.id, this.stoppedCode, "stopped");
+    this.qc.conn.write(this.id, data);
+    this.qc.wake();
+    while (this.qc.conn.bufferedAmount(this.id) >= this.qc.highWaterMark) {
+      this.waiter = deferred<void>();
+      await this.waiter.promise;
+      if (this.stoppedCode !== undefined) throw new StreamResetError(this.id, this.stoppedCode, "stopped");
+    }
+  }
+
+  /** Ends the stream (FIN). Resolves once the peer acknowledged everything. */
+  async finish(): Promise<void> {
+    this.qc.checkAlive();
+    this.qc.conn.finish(this.id);
+    this.qc.wake();
+    return this.finished.promise;
+  }
+
+  /** Abandons the stream with an application error code (RESET_STREAM). */
+  reset(code: bigint | number): void {
+    this.qc.conn.resetStream(this.id, BigInt(code));
+    this.qc.wake();
+    this.finished.resolve();
+  }
+
+  /** Resolves with the code when the peer sends STOP_SENDING. */
+  get stopped(): Promise<bigint> {
+    return this.stoppedDeferred.promise;
+  }
+
+  /** RFC 9218 priority: urgency 0 (first) – 7, and whether data may be interleaved. */
+  setPriority(urgency: number, incremental = true): void {
+    this.qc.conn.setStreamPriority(this.id, urgency, incremental);
+  }
+
+  /** @internal */
+  onProgress(): void {
+    if (this.waiter && this.qc.conn.bufferedAmount(this.id) < this.qc.highWaterMark) {
+      const w = this.waiter;
+      this.waiter = undefined;
+      w.resolve();
+    }
+  }
+  /** @internal */
+  onFinished(): void {
+    this.finished.resolve();
+  }
+  /** @internal */
+  onStopped(code: bigint): void {
+    this.stoppedCode = code;
+    this.stoppedDeferred.resolve(code);
+    this.finished.resolve();
+    this.waiter?.resolve();
+  }
+  /** @internal */
+  onClosed(reason: ConnectionCloseReason): void {
+    const err = new ConnectionClosedError(reason);
+    this.waiter?.reject(err);
+    this.finished.reject(err);
+  }
+
+  /** A WHATWG WritableStream over this stream (close() sends FIN, abort() resets with code 0). */
+  get writable(): WritableStream<Uint8Array> {
+    return new WritableStream<Uint8Array>({
+      write: (chunk) => this.write(chunk),
+      close: () => this.finish(),
+      abort: () => this.reset(0),
+    });
+  }
+}
+
+/** The receiving half of a stream. */
+export class RecvStream implements AsyncIterable<Uint8Array> {
+  private waiter: Deferred<void> | undefined;
+  private resetCode: bigint | undefined;
+  private closedReason: ConnectionCloseReason | undefined;
+  private done = false;
+
+  constructor(
+    private readonly qc: QuicConnection,
+    readonly id: number,
+  ) {}
+
+  /** The next chunk of data, or null at the end of the stream. */
+  async read(maxBytes?: number): Promise<Uint8Array | null> {
+    for (;;) {
+      if (this.done) return null;
+      if (this.resetCode !== undefined) throw new StreamResetError(this.id, this.resetCode, "reset");
+      const r = this.qc.conn.read(this.id, maxBytes);
+      if (r) {
+        this.qc.wake(); // reading may have opened flow-control credit
+        if (r.fin) this.done = true;
+        if (r.data.length > 0) return r.data;
+        if (r.fin) return null;
+      } else if (this.closedReason) {
+        throw new ConnectionClosedError(this.closedReason);
+      } else if (!this.qc.conn.hasStream(this.id)) {
+        this.done = true;
+        return null;
+      }
+      this.waiter = deferred<void>();
+      await this.waiter.promise;
+    }
+  }
+
+  /** Reads to the end; rejects past `limit` bytes. */
+  async readAll(limit = Number.POSITIVE_INFINITY): Promise<Uint8Array> {
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for await (const c of this) {
+      total += c.length;
+      if (total > limit) throw new QuicUsageError(`stream ${this.id} exceeds ${limit} bytes`);
+      chunks.push(c);
+    }
+    return Uint8Array.from(Buffer.concat(chunks));
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    for (let c = await this.read(); c; c = await this.read()) yield c;
+  }
+
+  /** Tells the peer to stop sending (STOP_SENDING); unread data is dropped. */
+  stop(code: bigint | number): void {
+    this.qc.conn.stopSending(this.id, BigInt(code));
+    this.done = true;
+    this.qc.wake();
+    this.wakeReader();
+  }
+
+  /** A WHATWG ReadableStream over this stream. */
+  get readable(): ReadableStream<Uint8Array> {
+    return new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        const chunk = await this.read();
+        if (chunk) controller.enqueue(chunk.slice());
+        else controller.close();
+      },
+      cancel: () => this.stop(0),
+    });
+  }
+
+  /** @internal */
+  wakeReader(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.resolve();
+  }
+  /** @internal */
+  onReset(code: bigint): void {
+    this.resetCode = code;
+    this.wakeReader();
+  }
+  /** @internal */
+  onClosed(reason: ConnectionCloseReason): void {
+    this.closedReason = reason;
+    this.wakeReader();
+  }
+}
+
+export interface BiStream {
+  readonly send: SendStream;
+  readonly recv: RecvStream;
+}
+
+/** A QUIC connection. */
+export class QuicConnection {
+  private readonly sendStreams = new Map<number, SendStream>();
+  private readonly recvStreams = new Map<number, RecvStream>();
+  private readonly incomingBi: BiStream[] = [];
+  private readonly incomingUni: RecvStream[] = [];
+  private biWaiters: Deferred<BiStream | null>[] = [];
+  private uniWaiters: Deferred<RecvStream | null>[] = [];
+  private openWaiters: Deferred<void>[] = [];
+  private readonly datagrams: Uint8Array[] = [];
+  private datagramWaiters: Deferred<Uint8Array | null>[] = [];
+  private readonly closedDeferred = deferred<ConnectionCloseReason>();
+  private readonly established = deferred<void>();
+  private closeReason: ConnectionCloseReason | undefined;
+  private readonly ticketListeners: ((t: import("./tls/session-cache.ts").SessionTicketEntry) => void)[] = [];
+  /** Bytes a SendStream may have unacknowledged before write() waits. */
+  highWaterMark = DEFAULT_HIGH_WATER_MARK;
+  private static nextStableId = 1;
+  readonly stableId = QuicConnection.nextStableId++;
+
+  /** @internal */
+  constructor(
+    /** @internal */ readonly conn: Connection,
+    private readonly endpoint: Endpoint,
+    readonly remoteAddress: SocketAddress,
+    private readonly ownsEndpoint: boolean,
+  ) {}
+
+  get side(): "client" | "server" {
+    return this.conn.side;
+  }
+
+  get localAddress(): SocketAddress {
+    return this.endpoint.localAddress;
+  }
+
+  /** Resolves when the handshake completes; rejects if the connection closes first. */
+  get handshakeComplete(): Promise<void> {
+    return this.established.promise;
+  }
+
+  /** Resolves with the reason once the connection is closed. */
+  get closed(): Promise<ConnectionCloseReason> {
+    return this.closedDeferred.promise;
+  }
+
+  get closeReasonNow(): ConnectionCloseReason | undefined {
+    return this.closeReason;
+  }
+
+  /** ALPN, server name, cipher suite. */
+  get handshakeData(): { alpn: string | undefined; serverName: string | undefined; cipherSuite: string | undefined } {
+    const tls = this.conn.tlsSession;
+    const serverName = "serverName" in tls ? tls.serverName : undefined;
+    return { alpn: this.conn.alpn, serverName, cipherSuite: tls.cipherSuite?.name };
+  }
+
+  get peerCertificates(): readonly Uint8Array[] {
+    return this.conn.tlsSession.peerCertificates;
+  }
+
+  get rtt(): number {
+    return this.conn.rtt.smoothed;
+  }
+
+  stats(): ReturnType<Connection["stats"]> {
+    return this.conn.stats();
+  }
+
+  /** The largest datagram payload the peer accepts, 0 when it does not accept datagrams. */
+  get maxDatagramSize(): number {
+    return this.conn.maxDatagramSize;
+  }
+
+  exportKeyingMaterial(label: string, context: Uint8Array, length: number): Uint8Array {
+    return this.conn.tlsSession.exportKeyingMaterial(label, context, length);
+  }
+
+  forceKeyUpdate(): void {
+    this.conn.forceKeyUpdate();
+    this.wake();
+  }
+
+  /** Session tickets the server issued on this connection (for resumption later). */
+  onSessionTicket(listener: (t: import("./tls/session-cache.ts").SessionTicketEntry) => void): void {
+    this.ticketListeners.push(listener);
+  }
+
+  /** @internal */
+  checkAlive(): void {
+    if (this.closeReason) throw new ConnectionClosedError(this.closeReason);
+  }
+
+  /** @internal */
+  wake(): void {
+    this.endpoint.wake(this.conn);
+  }
+
+  async openBi(): Promise<BiStream> {
+    const id = await this.openId(true);
+    return { send: this.sendStreamFor(id), recv: this.recvStreamFor(id) };
+  }
+
+  async openUni(): Promise<SendStream> {
+    return this.sendStreamFor(await this.openId(false));
+  }
+
+  private async openId(bidi: boolean): Promise<number> {
+    await this.handshakeComplete;
+    for (;;) {
+      this.checkAlive();
+      const id = this.conn.openStream(bidi);
+      if (id !== undefined) return id;
+      const w = deferred<void>();
+      this.openWaiters.push(w);
+      await w.promise;
+    }
+  }
+
+  /** The next bidirectional stream the peer opens, or null once the connection closed. */
+  acceptBi(): Promise<BiStream | null> {
+    const s = this.incomingBi.shift();
+    if (s) return Promise.resolve(s);
+    if (this.closeReason) return Promise.resolve(null);
+    const w = deferred<BiStream | null>();
+    this.biWaiters.push(w);
+    return w.promise;
+  }
+
+  /** The next unidirectional stream the peer opens, or null once the connection closed. */
+  acceptUni(): Promise<RecvStream | null> {
+    const s = this.incomingUni.shift();
+    if (s) return Promise.resolve(s);
+    if (this.closeReason) return Promise.resolve(null);
+    const w = deferred<RecvStream | null>();
+    this.uniWaiters.push(w);
+    return w.promise;
+  }
+
+  /** Sends an unreliable datagram (RFC 9221). */
+  sendDatagram(data: Uint8Array): void {
+    this.checkAlive();
+    this.conn.sendDatagram(data);
+    this.wake();
+  }
+
+  /** The next datagram received, or null once the connection closed. */
+  readDatagram(): Promise<Uint8Array | null> {
+    const d = this.datagrams.shift();
+    if (d) return Promise.resolve(d);
+    if (this.closeReason) return Promise.resolve(null);
+    const w = deferred<Uint8Array | null>();
+    this.datagramWaiters.push(w);
+    return w.promise;
+  }
+
+  /** Closes with an application error code and reason; resolves when the connection is gone. */
+  async close(code: bigint | number = 0n, reason = ""): Promise<ConnectionCloseReason> {
+    this.conn.close(BigInt(code), reason);
+    this.wake();
+    return this.closed;
+  }
+
+  private sendStreamFor(id: number): SendStream {
+    let s = this.sendStreams.get(id);
+    if (!s) {
+      s = new SendStream(this, id);
+      this.sendStreams.set(id, s);
+    }
+    return s;
+  }
+
+  private recvStreamFor(id: number): RecvStream {
+    let s = this.recvStreams.get(id);
+    if (!s) {
+      s = new RecvStream(this, id);
+      this.recvStreams.set(id, s);
+    }
+    return s;
+  }
+
+  /** @internal: the endpoint's view of this connection. */
+  handler(): ConnectionHandler {
+    return {
+      onEvent: (e) => this.onEvent(e),
+      onProgress: () => {
+        for (const s of this.sendStreams.values()) s.onProgress();
+        // A connection that started closing during the handshake fails connect() right away.
+        const r = this.conn.reason;
+        if (r && !this.closeReason && !this.conn.isEstablished) this.established.reject(new ConnectionClosedError(r));
+      },
+    };
+  }
+
+  private onEvent(e: ConnectionEvent): void {
+    switch (e.type) {
+      case "handshake-complete":
+        this.established.resolve();
+        return;
+      case "stream-opened":
+        if (e.bidi) {
+          const s = { send: this.sendStreamFor(e.streamId), recv: this.recvStreamFor(e.streamId) };
+          const w = this.biWaiters.shift();
+          if (w) w.resolve(s);
+          else this.incomingBi.push(s);
+        } else {
+          const s = this.recvStreamFor(e.streamId);
+          const w = this.uniWaiters.shift();
+          if (w) w.resolve(s);
+          else this.incomingUni.push(s);
+        }
+        return;
+      case "stream-readable":
+        this.recvStreams.get(e.streamId)?.wakeReader();
+        return;
+      case "stream-reset":
+        this.recvStreams.get(e.streamId)?.onReset(e.errorCode);
+        return;
+      case "stream-stopped":
+        this.sendStreams.get(e.streamId)?.onStopped(e.errorCode);
+        return;
+      case "stream-finished":
+        this.sendStreams.get(e.streamId)?.onFinished();
+        return;
+      case "streams-available":
+        for (const w of this.openWaiters.splice(0)) w.resolve();
+        return;
+      case "datagram": {
+        const w = this.datagramWaiters.shift();
+        if (w) w.resolve(e.data);
+        else this.datagrams.push(e.data);
+        return;
+      }
+      case "session-ticket":
+        for (const l of this.ticketListeners) l(e.ticket);
+        return;
+      case "closed":
+        this.onClosed(e.reason);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onClosed(reason: ConnectionCloseReason): void {
+    if (this.closeReason) return;
+    this.closeReason = reason;
+    const err = new ConnectionClosedError(reason);
+    this.established.reject(err);
+    for (const s of this.sendStreams.values()) s.onClosed(reason);
+    for (const s of this.recvStreams.values()) s.onClosed(reason);
+    for (const w of this.biWaiters.splice(0)) w.resolve(null);
+    for (const w of this.uniWaiters.splice(0)) w.resolve(null);
+    for (const w of this.datagramWaiters.splice(0)) w.resolve(null);
+    for (const w of this.openWaiters.splice(0)) w.reject(err);
+    this.closedDeferred.resolve(reason);
+    if (this.ownsEndpoint) void this.endpoint.close();
+  }
+}
+
+// -------------------------------------------------------------------------------------------------
+// connect() and listen()
+
+export interface ConnectOptions {
+  /** Host name or IP address of the server. */
+  readonly host: string;
+  readonly port: number;
+  /** Name for SNI and certificate verification; default `host`. */
+  readonly serverName?: string;
+  /** ALPN protocols to offer, in preference order. */
+  readonly alpn: readonly string[];
+  /** Trust anchors (PEM) instead of Node's root store. */
+  readonly ca?: string | readonly string[];
+  /** Accept any server certificate (testing only). */
+  readonly insecure?: boolean;
+  /** Accept a server whose leaf certificate has one of these SHA-256 hashes (WebTransport style). */
+  readonly serverCertificateHashes?: readonly Uint8Array[];
+  readonly transport?: Partial<TransportConfig>;
+  /** QUIC version to start with (default v1). */
+  readonly version?: number;
+  /** Client certificate for mutual TLS. */
+  readonly certificate?: { readonly certificatePem: string; readonly privateKeyPem: string };
+  /** SSLKEYLOGFILE-format lines; default: append to $SSLKEYLOGFILE when set. */
+  readonly keyLog?: (line: string) => void;
+  /** Use this endpoint instead of a new one (several connections on one socket). */
+  readonly endpoint?: Endpoint;
+}
+
+function envKeyLog(): ((line: string) => void) | undefined {
+  const file = process.env.SSLKEYLOGFILE;
+  if (!file) return undefined;
+  return (line) => {
+    void import("node:fs").then((fs) => fs.appendFileSync(file, `${line}\n`));
+  };
+}
+
+/** Opens a client connection. Resolves once the handshake completes. */
+export async function connect(options: ConnectOptions): Promise<QuicConnection> {
+  let address = options.host;
+  if (isIP(address) === 0) address = (await lookup(options.host)).address;
+  const family = isIP(address) === 6 ? "IPv6" : "IPv4";
+  const endpoint = options.endpoint ?? (await Endpoint.bind({ ipv6: family === "IPv6", host: family === "IPv6" ? "::" : "0.0.0.0" }));
+  const verifyMode: CertificateVerificationMode = options.insecure
+    ? "insecure"
+    : options.serverCertificateHashes
+      ? { serverCertificateHashes: options.serverCertificateHashes }
+      : "normal";
+  const creds = options.certificate
+    ? loadCredentials({ certificatePem: options.certificate.certificatePem, privateKeyPem: options.certificate.privateKeyPem })
+    : undefined;
+  const remote: SocketAddress = { address, port: options.port, family };
+  let qc: QuicConnection | undefined;
+  const pending: ConnectionEvent[] = [];
+  const handler: ConnectionHandler = {
+    onEvent: (e) => (qc ? qc.handler().onEvent(e) : pending.push(e)),
+    onProgress: () => qc?.handler().onProgress(),
+  };
+  const conn = endpoint.connect(
+    remote,
+    {
+      version: options.version,
+      transport: options.transport,
+      keyLog: options.keyLog ?? envKeyLog(),
+      tls: {
+        serverName: options.serverName ?? options.host,
+        alpnProtocols: options.alpn,
+        verifyMode,
+        roots: options.ca === undefined ? undefined : typeof options.ca === "string" ? [options.ca] : options.ca,
+        clientCredentials: creds,
+      },
+    },
+    handler,
+  );
+  qc = new QuicConnection(conn, endpoint, remote, options.endpoint === undefined);
+  const h = qc.handler();
+  for (const e of pending.splice(0)) h.onEvent(e);
+  await qc.handshakeComplete;
+  return qc;
+}
+
+export interface ListenOptions {
+  readonly host?: string;
+  readonly port?: number;
+  readonly alpn: readonly string[];
+  /** PEM certificate chain and key; default: a generated development certificate. */
+  readonly certificatePem?: string;
+  readonly privateKeyPem?: string;
+  readonly privateKey?: KeyObject;
+  readonly transport?: Partial<TransportConfig>;
+  readonly keyLog?: (line: string) => void;
+}
+
+/** A listening server: an async iterable of incoming connections. */
+export class QuicServer implements AsyncIterable<QuicConnection> {
+  constructor(
+    private readonly endpoint: Endpoint,
+    /** The development certificate in use, when none was configured. */
+    readonly devCertificate: DevCertificate | undefined,
+  ) {}
+
+  get address(): SocketAddress {
+    return this.endpoint.localAddress;
+  }
+
+  /** The next incoming connection (its handshake may still be running), or null once closed. */
+  async accept(): Promise<QuicConnection | null> {
+    let qc: QuicConnection | undefined;
+    const conn = await this.endpoint.accept((c, remote) => {
+      qc = new QuicConnection(c, this.endpoint, remote, false);
+      return qc.handler();
+    });
+    return conn && qc ? qc : null;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<QuicConnection> {
+    for (let c = await this.accept(); c; c = await this.accept()) yield c;
+  }
+
+  /** Closes every connection and the socket. */
+  close(): Promise<void> {
+    return this.endpoint.close();
+  }
+}
+
+/** Starts a server on `host:port`. */
+export async function listen(options: ListenOptions): Promise<QuicServer> {
+  let dev: DevCertificate | undefined;
+  let chainDer: readonly Uint8Array[];
+  let privateKey: KeyObject;
+  if (options.certificatePem) {
+    const creds = loadCredentials({
+      certificatePem: options.certificatePem,
+      privateKeyPem: options.privateKeyPem,
+      privateKey: options.privateKey,
+    });
+    chainDer = creds.chainDer;
+    privateKey = creds.privateKey;
+  } else {
+    dev = generateDevCertificate();
+    chainDer = [dev.certificateDer];
+    privateKey = dev.privateKey;
+  }
+  const host = options.host ?? "0.0.0.0";
+  const endpoint = await Endpoint.bind({
+    host,
+    port: options.port ?? 0,
+    ipv6: isIP(host) === 6,
+    keyLog: options.keyLog ?? envKeyLog(),
+    server: {
+      transport: options.transport,
+      tls: { credentials: { chainDer, privateKey }, alpnProtocols: options.alpn },
+    },
+  });
+  return new QuicServer(endpoint, dev);
+}
+
+/** Reads a PEM file (helper for CLI and examples). */
+export function readPem(path: string): string {
+  return readFileSync(path, "utf8");
+}

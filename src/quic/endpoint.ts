@@ -1,0 +1,373 @@
+/**
+ * The endpoint: one UDP socket (node:dgram) serving many connections, datagrams routed by
+ * Destination Connection ID (the tokio-quiche / quinn model), one timer for all connections,
+ * Version Negotiation and stateless resets for packets no connection owns. It drives the sans-IO
+ * {@link Connection}s: feeds them datagrams and the time, sends what they produce, and hands their
+ * events to the API layer.
+ */
+import { createHmac, randomBytes } from "node:crypto";
+import dgram from "node:dgram";
+import { isIP } from "node:net";
+import type { ClientConnectionConfig, ConnectionEvent, ServerConnectionConfig } from "./connection/connection.ts";
+import { Connection } from "./connection/connection.ts";
+import { QuicUsageError } from "./errors.ts";
+import { encodeVersionNegotiation } from "./packet-header.ts";
+import { SUPPORTED_VERSIONS, isSupportedVersion } from "./version.ts";
+
+export interface SocketAddress {
+  readonly address: string;
+  readonly port: number;
+  readonly family: "IPv4" | "IPv6";
+}
+
+/** What the endpoint tells the layer above about one connection. */
+export interface ConnectionHandler {
+  onEvent(event: ConnectionEvent): void;
+  /** Called after every batch of events (a datagram or a timer), to wake writers and readers. */
+  onProgress(): void;
+}
+
+export interface EndpointOptions {
+  /** Local address to bind; default "0.0.0.0" (or "::" for udp6). */
+  readonly host?: string;
+  readonly port?: number;
+  readonly ipv6?: boolean;
+  /** Accept incoming connections with this config. */
+  readonly server?: ServerConnectionConfig;
+  /** Incoming connections waiting for accept() before new ones are refused; default 1024. */
+  readonly acceptQueueLength?: number;
+  /** Datagrams sent per connection before yielding to the event loop; default 64. */
+  readonly sendBurst?: number;
+  /** Key for stateless reset tokens (RFC 9000 §10.3.2); default random per endpoint. */
+  readonly statelessResetKey?: Uint8Array;
+  /** Socket buffer sizes; default 8 MiB (large buffers avoid drops at high packet rates). */
+  readonly socketBufferSize?: number;
+  readonly keyLog?: (line: string) => void;
+}
+
+export const CONNECTION_ID_LENGTH = 8;
+
+interface Entry {
+  readonly conn: Connection;
+  readonly remote: SocketAddress;
+  handler: ConnectionHandler | undefined;
+  /** Connection IDs this entry is routed by (hex). */
+  readonly cids: Set<string>;
+  deadline: number;
+  flushing: boolean;
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
+
+export class Endpoint {
+  private readonly socket: dgram.Socket;
+  private readonly routes = new Map<string, Entry>();
+  private readonly entries = new Map<Connection, Entry>();
+  private readonly acceptQueue: Entry[] = [];
+  private acceptWaiters: ((e: Entry | undefined) => void)[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Number.POSITIVE_INFINITY;
+  private readonly resetKey: Uint8Array;
+  private closed = false;
+  private readonly closedPromise: Promise<void>;
+  private resolveClosed!: () => void;
+  readonly server: ServerConnectionConfig | undefined;
+
+  private constructor(
+    socket: dgram.Socket,
+    private readonly options: EndpointOptions,
+  ) {
+    this.socket = socket;
+    this.server = options.server;
+    this.resetKey = options.statelessResetKey ?? randomBytes(32);
+    this.closedPromise = new Promise((r) => {
+      this.resolveClosed = r;
+    });
+    socket.on("message", (msg, rinfo) => this.onMessage(msg, rinfo));
+    socket.on("error", () => {
+      // Socket errors (e.g. ICMP unreachable on connected sockets) are not fatal for UDP.
+    });
+  }
+
+  /** Binds a UDP socket. */
+  static async bind(options: EndpointOptions = {}): Promise<Endpoint> {
+    const host = options.host ?? (options.ipv6 ? "::" : "0.0.0.0");
+    const type = options.ipv6 || isIP(host) === 6 ? "udp6" : "udp4";
+    const socket = dgram.createSocket({ type, ipv6Only: false });
+    await new Promise<void>((resolve, reject) => {
+      socket.once("error", reject);
+      socket.bind(options.port ?? 0, host, () => {
+        socket.off("error", reject);
+        resolve();
+      });
+    });
+    const size = options.socketBufferSize ?? 8 * 1024 * 1024;
+    try {
+      socket.setRecvBufferSize(size);
+      socket.setSendBufferSize(size);
+    } catch {
+      // The OS may cap buffer sizes; smaller buffers only cost throughput.
+    }
+    return new Endpoint(socket, options);
+  }
+
+  get localAddress(): SocketAddress {
+    const a = this.socket.address();
+    return { address: a.address, port: a.port, family: a.family === "IPv6" ? "IPv6" : "IPv4" };
+  }
+
+  /** Number of live connections. */
+  get connectionCount(): number {
+    return this.entries.size;
+  }
+
+  /** Starts a client connection to `remote`. */
+  connect(remote: SocketAddress, config: ClientConnectionConfig, handler: ConnectionHandler): Connection {
+    if (this.closed) throw new QuicUsageError("endpoint is closed");
+    const conn = Connection.connect(
+      {
+        ...config,
+        connectionIdLength: CONNECTION_ID_LENGTH,
+        statelessResetToken: (cid) => this.resetToken(cid),
+        keyLog: config.keyLog ?? this.options.keyLog,
+      },
+      Date.now(),
+    );
+    const entry: Entry = { conn, remote, handler, cids: new Set(), deadline: Number.POSITIVE_INFINITY, flushing: false };
+    this.register(entry);
+    this.service(entry);
+    return conn;
+  }
+
+  /** The next incoming connection (after its handshake started), or undefined once closed. */
+  accept(handler: (conn: Connection, remote: SocketAddress) => ConnectionHandler): Promise<Connection | undefined> {
+    const take = (e: Entry | undefined): Connection | undefined => {
+      if (!e) return undefined;
+      e.handler = handler(e.conn, e.remote);
+      // Deliver what happened before the application took the connection.
+      this.service(e);
+      return e.conn;
+    };
+    const queued = this.acceptQueue.shift();
+    if (queued) return Promise.resolve(take(queued));
+    if (this.closed) return Promise.resolve(undefined);
+    return new Promise((resolve) => this.acceptWaiters.push((e) => resolve(take(e))));
+  }
+
+  /** Closes every connection (application code 0) and, once they are done, the socket. */
+  async close(): Promise<void> {
+    if (this.closed) return this.closedPromise;
+    this.closed = true;
+    for (const w of this.acceptWaiters) w(undefined);
+    this.acceptWaiters = [];
+    for (const e of this.entries.values()) {
+      e.conn.close(0n, "endpoint closing");
+      this.service(e);
+    }
+    this.maybeFinishClose();
+    return this.closedPromise;
+  }
+
+  private maybeFinishClose(): void {
+    if (!this.closed || this.entries.size > 0) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    try {
+      this.socket.close(() => this.resolveClosed());
+    } catch {
+      this.resolveClosed();
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private resetToken(cid: Uint8Array): Uint8Array {
+    // RFC 9000 §10.3.2: tokens derived from a static key and the connection ID.
+    return new Uint8Array(createHmac("sha256", this.resetKey).update(cid).digest().subarray(0, 16));
+  }
+
+  private register(entry: Entry): void {
+    this.entries.set(entry.conn, entry);
+    for (const cid of entry.conn.localConnectionIds) this.addRoute(entry, cid);
+  }
+
+  private addRoute(entry: Entry, cid: Uint8Array): void {
+    const key = hex(cid);
+    entry.cids.add(key);
+    this.routes.set(key, entry);
+  }
+
+  private removeEntry(entry: Entry): void {
+    this.entries.delete(entry.conn);
+    for (const key of entry.cids) if (this.routes.get(key) === entry) this.routes.delete(key);
+    entry.cids.clear();
+    this.maybeFinishClose();
+  }
+
+  private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const data = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
+    if (data.length < 1) return;
+    const first = data[0];
+    let dcid: Uint8Array;
+    let version = 0;
+    const long = (first & 0x80) !== 0;
+    if (long) {
+      // RFC 8999 §5.1: version (4) and DCID length/value follow the first byte.
+      if (data.length < 7) return;
+      version = ((data[1] << 24) | (data[2] << 16) | (data[3] << 8) | data[4]) >>> 0;
+      const len = data[5];
+      if (data.length < 6 + len + 1) return;
+      dcid = data.subarray(6, 6 + len);
+    } else {
+      if (data.length < 1 + CONNECTION_ID_LENGTH) return;
+      dcid = data.subarray(1, 1 + CONNECTION_ID_LENGTH);
+    }
+    const entry = this.routes.get(hex(dcid));
+    if (entry) {
+      entry.conn.receive(data, Date.now());
+      this.service(entry);
+      return;
+    }
+    const remote: SocketAddress = { address: rinfo.address, port: rinfo.port, family: rinfo.family === "IPv6" ? "IPv6" : "IPv4" };
+    if (!long) {
+      this.sendStatelessReset(data, remote);
+      return;
+    }
+    if (!this.server || this.closed) return;
+    // RFC 9000 §14.1: only datagrams of at least 1200 bytes may start a connection (and get VN).
+    if (data.length < 1200) return;
+    if (!isSupportedVersion(version)) {
+      if (version === 0) return; // never answer a Version Negotiation packet
+      const scidLen = data[6 + dcid.length];
+      const scid = data.subarray(7 + dcid.length, 7 + dcid.length + scidLen);
+      const vn = encodeVersionNegotiation(scid, dcid, SUPPORTED_VERSIONS, randomBytes(1)[0]);
+      this.socket.send(vn, remote.port, remote.address);
+      return;
+    }
+    // Only an Initial (type bits depend on the version) starts a connection: let accept() decide.
+    if (this.acceptQueue.length >= (this.options.acceptQueueLength ?? 1024)) return;
+    let conn: Connection;
+    try {
+      const scidLen = data[6 + dcid.length];
+      const scid = data.subarray(7 + dcid.length, 7 + dcid.length + scidLen);
+      if (dcid.length < 8 || dcid.length > 20 || scidLen > 20) return; // RFC 9000 §7.2: ≥ 8-byte DCID from clients
+      conn = Connection.accept(
+        {
+          ...this.server,
+          connectionIdLength: CONNECTION_ID_LENGTH,
+          statelessResetToken: (cid) => this.resetToken(cid),
+          keyLog: this.server.keyLog ?? this.options.keyLog,
+        },
+        { version, dcid: dcid.slice(), scid: scid.slice() },
+        Date.now(),
+      );
+    } catch {
+      return;
+    }
+    const fresh: Entry = { conn, remote, handler: undefined, cids: new Set(), deadline: Number.POSITIVE_INFINITY, flushing: false };
+    this.register(fresh);
+    // The client keeps using its chosen DCID until it sees ours: route it here too.
+    this.addRoute(fresh, dcid);
+    conn.receive(data, Date.now());
+    if (conn.isClosed) {
+      this.removeEntry(fresh);
+      return;
+    }
+    const waiter = this.acceptWaiters.shift();
+    if (waiter) waiter(fresh);
+    else this.acceptQueue.push(fresh);
+    this.service(fresh);
+  }
+
+  /** RFC 9000 §10.3: a packet for no connection of ours gets a stateless reset (smaller than it). */
+  private sendStatelessReset(data: Uint8Array, remote: SocketAddress): void {
+    // §10.3.3: never answer with a datagram as large as the trigger; 21 bytes is our floor (§10.3).
+    if (data.length <= 21 + 1) return;
+    const size = Math.min(data.length - 1, 43);
+    const out = randomBytes(size);
+    out[0] = 0x40 | (out[0] & 0x3f); // short header form with the fixed bit
+    out.set(this.resetToken(data.subarray(1, 1 + CONNECTION_ID_LENGTH)), size - 16);
+    this.socket.send(out, remote.port, remote.address);
+  }
+
+  /** Delivers events, sends what the connection has, re-arms the timer. */
+  private service(entry: Entry): void {
+    const conn = entry.conn;
+    // Events first: the application may write in response, which the flush then sends.
+    this.deliverEvents(entry);
+    this.flush(entry);
+    entry.deadline = conn.nextTimeout() ?? Number.POSITIVE_INFINITY;
+    if (conn.isClosed) {
+      this.deliverEvents(entry);
+      this.removeEntry(entry);
+      return;
+    }
+    this.armTimer(entry.deadline);
+  }
+
+  private deliverEvents(entry: Entry): void {
+    const conn = entry.conn;
+    if (!entry.handler) {
+      // Not accepted yet: keep routing state current, leave application events queued.
+      return;
+    }
+    for (let e = conn.pollEvent(); e; e = conn.pollEvent()) {
+      if (e.type === "connection-id") {
+        if (e.retired) {
+          const key = hex(e.cid);
+          entry.cids.delete(key);
+          if (this.routes.get(key) === entry) this.routes.delete(key);
+        } else this.addRoute(entry, e.cid);
+      }
+      entry.handler.onEvent(e);
+    }
+    entry.handler.onProgress();
+  }
+
+  /** Sends up to `sendBurst` datagrams, then yields to the event loop and continues. */
+  private flush(entry: Entry): void {
+    if (entry.flushing) return;
+    const burst = this.options.sendBurst ?? 64;
+    const now = Date.now();
+    let n = 0;
+    for (let d = entry.conn.pollTransmit(now); d; d = entry.conn.pollTransmit(now)) {
+      this.socket.send(d, entry.remote.port, entry.remote.address);
+      if (++n >= burst) {
+        entry.flushing = true;
+        setImmediate(() => {
+          entry.flushing = false;
+          this.service(entry);
+        });
+        return;
+      }
+    }
+  }
+
+  /** Public: the application changed something (wrote, opened, closed): send and re-arm. */
+  wake(conn: Connection): void {
+    const e = this.entries.get(conn);
+    if (e && !e.flushing) this.service(e);
+  }
+
+  private armTimer(deadline: number): void {
+    if (!(deadline < this.timerAt)) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = deadline;
+    this.timer = setTimeout(() => this.onTimer(), Math.max(0, deadline - Date.now()));
+  }
+
+  private onTimer(): void {
+    this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
+    const now = Date.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const e of [...this.entries.values()]) {
+      if (e.deadline <= now) {
+        e.conn.handleTimeout(now);
+        this.service(e);
+      }
+      if (this.entries.has(e.conn) && e.deadline < next) next = e.deadline;
+    }
+    if (Number.isFinite(next)) this.armTimer(next);
+  }
+}

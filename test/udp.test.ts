@@ -1,0 +1,107 @@
+import { createHash, randomBytes } from "node:crypto";
+import { afterEach, describe, expect, it } from "vitest";
+import { type QuicConnection, type QuicServer, connect, listen } from "../src/quic/api.ts";
+
+const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+let server: QuicServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+async function echoServer(): Promise<QuicServer> {
+  const s = await listen({ host: "127.0.0.1", port: 0, alpn: ["echo"] });
+  void (async () => {
+    for await (const conn of s) {
+      void (async () => {
+        for (let bi = await conn.acceptBi(); bi; bi = await conn.acceptBi()) {
+          const { send, recv } = bi;
+          void (async () => {
+            for await (const chunk of recv) await send.write(chunk);
+            await send.finish();
+          })().catch(() => {});
+        }
+      })();
+      void (async () => {
+        for (let d = await conn.readDatagram(); d; d = await conn.readDatagram()) conn.sendDatagram(d);
+      })().catch(() => {});
+    }
+  })();
+  return s;
+}
+
+async function client(s: QuicServer): Promise<QuicConnection> {
+  return connect({
+    host: "127.0.0.1",
+    port: s.address.port,
+    serverName: "localhost",
+    alpn: ["echo"],
+    serverCertificateHashes: [s.devCertificate!.certificateSha256],
+  });
+}
+
+describe("QUIC over UDP on 127.0.0.1", () => {
+  it("handshakes and echoes 5 MB on a bidirectional stream", async () => {
+    server = await echoServer();
+    const c = await client(server);
+    expect(c.handshakeData.alpn).toBe("echo");
+    const payload = randomBytes(5 << 20);
+    const { send, recv } = await c.openBi();
+    const reading = recv.readAll();
+    for (let i = 0; i < payload.length; i += 100_000) await send.write(payload.subarray(i, i + 100_000));
+    await send.finish();
+    const echoed = await reading;
+    expect(echoed.length).toBe(payload.length);
+    expect(sha(echoed)).toBe(sha(payload));
+    await c.close(0n, "done");
+  }, 60_000);
+
+  it("runs 50 concurrent streams on one connection", async () => {
+    server = await echoServer();
+    const c = await client(server);
+    const results = await Promise.all(
+      Array.from({ length: 50 }, async (_, i) => {
+        const { send, recv } = await c.openBi();
+        const msg = new TextEncoder().encode(`stream ${i} `.repeat(100 + i));
+        const reading = recv.readAll();
+        await send.write(msg);
+        await send.finish();
+        return sha(await reading) === sha(msg);
+      }),
+    );
+    expect(results.every(Boolean)).toBe(true);
+    await c.close();
+  }, 60_000);
+
+  it("echoes datagrams", async () => {
+    server = await echoServer();
+    const c = await client(server);
+    expect(c.maxDatagramSize).toBeGreaterThan(1000);
+    const got = c.readDatagram();
+    c.sendDatagram(new TextEncoder().encode("ping"));
+    expect(new TextDecoder().decode((await got)!)).toBe("ping");
+    await c.close();
+  });
+
+  it("reports the peer's application close code and reason", async () => {
+    server = await listen({ host: "127.0.0.1", port: 0, alpn: ["x"] });
+    const s = server;
+    const accepted = (async () => {
+      const conn = await s.accept();
+      await conn!.handshakeComplete;
+      await conn!.close(42n, "bye");
+    })();
+    const c = await connect({ host: "127.0.0.1", port: s.address.port, alpn: ["x"], insecure: true });
+    const reason = await c.closed;
+    await accepted;
+    expect(reason).toMatchObject({ kind: "application", code: 42n, reason: "bye", remote: true });
+  });
+
+  it("fails the handshake with a wrong certificate hash", async () => {
+    server = await echoServer();
+    await expect(
+      connect({ host: "127.0.0.1", port: server.address.port, alpn: ["echo"], serverCertificateHashes: [new Uint8Array(32)] }),
+    ).rejects.toThrow(/closed/);
+  });
+});
