@@ -1917,6 +1917,9 @@ export class Connection {
     let ackEliciting = false;
     const canSendEliciting = congestionRoom >= this.maxDatagram || space.probes > 0;
 
+    // An ACK goes first; when it is not due it only rides along with other frames (never an
+    // ACK-only packet in answer to packets that did not ask for one, RFC 9000 §13.2.1).
+    let ackPiggyback = false;
     if (ackDue || (canAck && canSendEliciting)) {
       const ack = space.received.buildAckFrame(now);
       if (ack) {
@@ -1925,6 +1928,7 @@ export class Connection {
           frames.push(ack);
           sent.push({ k: "ack", largest: ack.largest });
           room -= size;
+          ackPiggyback = !ackDue;
         }
       }
     }
@@ -1949,6 +1953,10 @@ export class Connection {
         room -= 1;
         ackEliciting = true;
       }
+    }
+    if (ackPiggyback && frames.length === 1) {
+      // Only the optional ACK: nothing worth a packet.
+      return undefined;
     }
     if (frames.length === 0) return undefined;
     if (ackEliciting && space.probes > 0) space.probes--;

@@ -19,7 +19,13 @@ function afterFirstLoss(rttMs = 100, fastConvergence = true): { cc: CubicControl
  * Acknowledges one window per smoothed RTT in steps of `step` ms from `from` to `to` (packets sent
  * one RTT before their acknowledgment) and records the window at each step.
  */
-function drive(cc: CubicController, rtt: RttEstimator, from: number, to: number, step: number): Map<number, number> {
+function drive(
+  cc: CubicController,
+  rtt: RttEstimator,
+  from: number,
+  to: number,
+  step: number,
+): Map<number, number> {
   const windows = new Map<number, number>();
   for (let t = from; t <= to; t += step) {
     const bytes = (cc.window * step) / rtt.smoothedRtt;
@@ -83,7 +89,8 @@ describe("CUBIC (RFC 9438)", () => {
       expect(Math.abs((w.get(t) as number) - expected) / expected).toBeLessThan(0.005);
     }
     // Concave: the growth per second shrinks while approaching W_max ...
-    const growth = (a: number, b: number) => (w.get(epoch + b * 1000) as number) - (w.get(epoch + a * 1000) as number);
+    const growth = (a: number, b: number) =>
+      (w.get(epoch + b * 1000) as number) - (w.get(epoch + a * 1000) as number);
     expect(growth(0, 1)).toBeGreaterThan(growth(1, 2));
     expect(growth(1, 2)).toBeGreaterThan(growth(2, 3));
     expect(growth(2, 3)).toBeGreaterThan(growth(3, 4));

@@ -1,7 +1,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { QuicError, QuicUsageError, TransportErrorCode } from "../errors.ts";
-import { type AckInfo, LossDetection, type LossDetectionOptions, PacketNumberSpace } from "./loss-detection.ts";
+import {
+  type AckInfo,
+  LossDetection,
+  type LossDetectionOptions,
+  PacketNumberSpace,
+} from "./loss-detection.ts";
 import { SentPacket } from "./sent-packet.ts";
 
 const { Initial, Handshake, ApplicationData: App } = PacketNumberSpace;
@@ -16,7 +21,14 @@ function send(
   opts: { size?: number; ackEliciting?: boolean; inFlight?: boolean } = {},
 ): SentPacket<string> {
   const ackEliciting = opts.ackEliciting ?? true;
-  const p = new SentPacket(pn, t, opts.size ?? 1200, ackEliciting, opts.inFlight ?? ackEliciting, `${space}:${pn}`);
+  const p = new SentPacket(
+    pn,
+    t,
+    opts.size ?? 1200,
+    ackEliciting,
+    opts.inFlight ?? ackEliciting,
+    `${space}:${pn}`,
+  );
   ld.onPacketSent(space, p);
   return p;
 }
@@ -442,6 +454,27 @@ describe("LossDetection: persistent congestion (§7.6)", () => {
   });
 });
 
+describe("LossDetection: scale", () => {
+  it("processes 25,000 overlapping ACKs over 50,000 packets in flight correctly", () => {
+    const ld = confirmedServer();
+    const n = 50_000;
+    for (let pn = 0; pn < n; pn++) send(ld, App, pn, pn / 100);
+    expect(ld.bytesInFlight).toBe(n * 1200);
+    // Each ACK newly acknowledges one packet and repeats up to 31 older ranges (every other packet
+    // is acknowledged late, as with reordering), the way real ACK frames do.
+    let acked = 0;
+    for (let k = 0; k < n; k += 2) {
+      const ranges: number[] = [];
+      for (let h = k; h >= 0 && ranges.length < 64; h -= 2) ranges.push(h, h);
+      acked += ld.onAckReceived(App, ack(ranges), 500 + k / 100).newlyAcked.length;
+    }
+    expect(acked).toBe(n / 2);
+    // The odd packets were declared lost by the packet threshold as the ACKs advanced, except
+    // 49997 (within the threshold of 49998) and 49999 (never covered).
+    expect(ld.sentPackets(App).count).toBe(2);
+  });
+});
+
 describe("LossDetection: random ACK patterns (property)", () => {
   type Op =
     | { kind: "send"; space: number; size: number; ackEliciting: boolean; padding: boolean; dt: number }
@@ -472,88 +505,96 @@ describe("LossDetection: random ACK patterns (property)", () => {
       weight: 3,
     },
     { arbitrary: fc.record({ kind: fc.constant("timeout" as const) }), weight: 2 },
-    { arbitrary: fc.record({ kind: fc.constant("discard" as const), space: fc.integer({ min: 0, max: 1 }) }), weight: 1 },
+    {
+      arbitrary: fc.record({ kind: fc.constant("discard" as const), space: fc.integer({ min: 0, max: 1 }) }),
+      weight: 1,
+    },
   );
 
   it("never makes bytes in flight negative and settles every packet exactly once", () => {
     fc.assert(
-      fc.property(fc.boolean(), fc.boolean(), fc.array(opArb, { maxLength: 120 }), (isServer, confirm, ops) => {
-        const ld = new LossDetection<string>({ isServer });
-        if (confirm) ld.setHandshakeConfirmed(0);
-        const state = new Map<SentPacket<string>, "out" | "acked" | "lost" | "discarded">();
-        const nextPn = [0, 0, 0];
-        const sentPns: number[][] = [[], [], []];
-        let now = 0;
-        const settle = (ps: readonly SentPacket<string>[], to: "acked" | "lost" | "discarded") => {
-          for (const p of ps) {
-            expect(state.get(p)).toBe("out");
-            state.set(p, to);
-          }
-        };
-        for (const op of ops) {
-          if (op.kind === "send") {
-            if (ld.isDiscarded(op.space as PacketNumberSpace)) continue;
-            now += op.dt;
-            const pn = nextPn[op.space]++;
-            const p = new SentPacket(pn, now, op.size, op.ackEliciting, op.ackEliciting || op.padding, "");
-            ld.onPacketSent(op.space as PacketNumberSpace, p);
-            state.set(p, "out");
-            sentPns[op.space].push(pn);
-          } else if (op.kind === "ack") {
-            const sent = sentPns[op.space];
-            if (sent.length === 0) continue;
-            now += op.dt;
-            // Choose a subset of sent packet numbers; build descending [high, low] ranges.
-            const chosen = sent.filter((_, i) => op.mask[i % op.mask.length] !== 0);
-            if (chosen.length === 0) continue;
-            const ranges: number[] = [];
-            for (let i = chosen.length - 1; i >= 0; ) {
-              const high = chosen[i];
-              let low = high;
-              while (i > 0 && chosen[i - 1] === low - 1) low = chosen[--i];
-              i--;
-              ranges.push(high, low);
+      fc.property(
+        fc.boolean(),
+        fc.boolean(),
+        fc.array(opArb, { maxLength: 120 }),
+        (isServer, confirm, ops) => {
+          const ld = new LossDetection<string>({ isServer });
+          if (confirm) ld.setHandshakeConfirmed(0);
+          const state = new Map<SentPacket<string>, "out" | "acked" | "lost" | "discarded">();
+          const nextPn = [0, 0, 0];
+          const sentPns: number[][] = [[], [], []];
+          let now = 0;
+          const settle = (ps: readonly SentPacket<string>[], to: "acked" | "lost" | "discarded") => {
+            for (const p of ps) {
+              expect(state.get(p)).toBe("out");
+              state.set(p, to);
             }
-            const r = ld.onAckReceived(op.space as PacketNumberSpace, ack(ranges, op.delay), now);
-            for (let i = 1; i < r.newlyAcked.length; i++)
-              expect(r.newlyAcked[i].packetNumber).toBeGreaterThan(r.newlyAcked[i - 1].packetNumber);
-            for (const p of r.newlyAcked) expect(chosen).toContain(p.packetNumber);
-            for (const p of r.lost) expect(p.packetNumber).toBeLessThan(ranges[0]);
-            settle(r.newlyAcked, "acked");
-            settle(r.lost, "lost");
-          } else if (op.kind === "timeout") {
-            const t = ld.getLossDetectionTimer();
-            if (t === undefined) continue;
-            expect(Number.isFinite(t)).toBe(true);
-            now = Math.max(now, t);
-            const r = ld.onLossDetectionTimeout(now);
-            expect(r.kind).not.toBe("none");
-            if (r.kind === "loss") settle(r.lost, "lost");
-          } else {
-            settle(ld.discardSpace(op.space as PacketNumberSpace, now).discarded, "discarded");
-          }
-          // Invariants: bytes in flight ≥ 0 and equal to the outstanding in-flight bytes.
-          let bytes = 0;
-          let outstanding = 0;
-          for (const [p, s] of state) {
-            if (s !== "out") continue;
-            outstanding++;
-            if (p.inFlight) bytes += p.size;
-          }
-          expect(ld.bytesInFlight).toBeGreaterThanOrEqual(0);
-          expect(ld.bytesInFlight).toBe(bytes);
-          let tracked = 0;
-          for (let s = 0; s < 3; s++) {
-            const sp = ld.sentPackets(s as PacketNumberSpace);
-            tracked += sp.count;
-            for (let i = sp.start; i < sp.end; i++) {
-              const p = sp.at(i);
-              if (p !== undefined) expect(state.get(p)).toBe("out");
+          };
+          for (const op of ops) {
+            if (op.kind === "send") {
+              if (ld.isDiscarded(op.space as PacketNumberSpace)) continue;
+              now += op.dt;
+              const pn = nextPn[op.space]++;
+              const p = new SentPacket(pn, now, op.size, op.ackEliciting, op.ackEliciting || op.padding, "");
+              ld.onPacketSent(op.space as PacketNumberSpace, p);
+              state.set(p, "out");
+              sentPns[op.space].push(pn);
+            } else if (op.kind === "ack") {
+              const sent = sentPns[op.space];
+              if (sent.length === 0) continue;
+              now += op.dt;
+              // Choose a subset of sent packet numbers; build descending [high, low] ranges.
+              const chosen = sent.filter((_, i) => op.mask[i % op.mask.length] !== 0);
+              if (chosen.length === 0) continue;
+              const ranges: number[] = [];
+              for (let i = chosen.length - 1; i >= 0; ) {
+                const high = chosen[i];
+                let low = high;
+                while (i > 0 && chosen[i - 1] === low - 1) low = chosen[--i];
+                i--;
+                ranges.push(high, low);
+              }
+              const r = ld.onAckReceived(op.space as PacketNumberSpace, ack(ranges, op.delay), now);
+              for (let i = 1; i < r.newlyAcked.length; i++)
+                expect(r.newlyAcked[i].packetNumber).toBeGreaterThan(r.newlyAcked[i - 1].packetNumber);
+              for (const p of r.newlyAcked) expect(chosen).toContain(p.packetNumber);
+              for (const p of r.lost) expect(p.packetNumber).toBeLessThan(ranges[0]);
+              settle(r.newlyAcked, "acked");
+              settle(r.lost, "lost");
+            } else if (op.kind === "timeout") {
+              const t = ld.getLossDetectionTimer();
+              if (t === undefined) continue;
+              expect(Number.isFinite(t)).toBe(true);
+              now = Math.max(now, t);
+              const r = ld.onLossDetectionTimeout(now);
+              expect(r.kind).not.toBe("none");
+              if (r.kind === "loss") settle(r.lost, "lost");
+            } else {
+              settle(ld.discardSpace(op.space as PacketNumberSpace, now).discarded, "discarded");
             }
+            // Invariants: bytes in flight ≥ 0 and equal to the outstanding in-flight bytes.
+            let bytes = 0;
+            let outstanding = 0;
+            for (const [p, s] of state) {
+              if (s !== "out") continue;
+              outstanding++;
+              if (p.inFlight) bytes += p.size;
+            }
+            expect(ld.bytesInFlight).toBeGreaterThanOrEqual(0);
+            expect(ld.bytesInFlight).toBe(bytes);
+            let tracked = 0;
+            for (let s = 0; s < 3; s++) {
+              const sp = ld.sentPackets(s as PacketNumberSpace);
+              tracked += sp.count;
+              for (let i = sp.start; i < sp.end; i++) {
+                const p = sp.at(i);
+                if (p !== undefined) expect(state.get(p)).toBe("out");
+              }
+            }
+            expect(tracked).toBe(outstanding);
           }
-          expect(tracked).toBe(outstanding);
-        }
-      }),
+        },
+      ),
       { numRuns: 300 },
     );
   });

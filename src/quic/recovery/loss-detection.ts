@@ -6,7 +6,7 @@
  *
  * The module is independent of congestion control: ACK processing and timeouts return the newly
  * acknowledged and lost packets and the congestion signals (persistent congestion, ECN-CE increase);
- * the connection feeds them to a `CongestionController` (see `applyAckResult` in
+ * the connection feeds them to a `CongestionController` (see `applyCongestionSignals` in
  * congestion-controller.ts) and retransmits the frames of lost packets.
  *
  * Deviations from / choices within the Appendix A pseudocode:
@@ -293,10 +293,12 @@ export class LossDetection<T> {
 
     // DetectAndRemoveAckedPackets: ranges from the lowest up, so newlyAcked ends up ascending.
     const newlyAcked = result.newlyAcked;
-    if (ranges.length < 2) sp.sent.removeRange(largest, largest, newlyAcked);
-    else
+    if (ranges.length < 2) {
+      sp.sent.removeRange(largest, largest, newlyAcked);
+    } else {
       for (let i = ranges.length - 2; i >= 0; i -= 2)
         sp.sent.removeRange(ranges[i + 1], ranges[i], newlyAcked);
+    }
     if (newlyAcked.length === 0) return result;
 
     let ackEliciting = false;

@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { QuicUsageError } from "../errors.ts";
-import { applyCongestionSignals, type CcPacket, initialWindow, minimumWindow } from "./congestion-controller.ts";
+import {
+  applyCongestionSignals,
+  type CcPacket,
+  initialWindow,
+  minimumWindow,
+} from "./congestion-controller.ts";
 import { NewRenoController } from "./new-reno.ts";
 import { RttEstimator } from "./rtt-estimator.ts";
 

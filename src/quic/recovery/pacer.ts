@@ -84,7 +84,7 @@ export class Pacer {
   private tokensAt(now: number): number {
     const last = this.lastRefill;
     if (last === undefined || now <= last) return Math.min(this.tokens, this.capacity);
-    return this.tokens + (now - last) * this.bytesPerMs;
+    return Math.min(this.capacity, this.tokens + (now - last) * this.bytesPerMs);
   }
 
   private refill(now: number): void {

@@ -77,7 +77,11 @@ describe("SentPackets", () => {
 
   it("behaves like a map of packet numbers (property)", () => {
     const op = fc.oneof(
-      fc.record({ kind: fc.constant("push" as const), gap: fc.integer({ min: 1, max: 3 }), size: fc.nat(1500) }),
+      fc.record({
+        kind: fc.constant("push" as const),
+        gap: fc.integer({ min: 1, max: 3 }),
+        size: fc.nat(1500),
+      }),
       fc.record({ kind: fc.constant("range" as const), a: fc.nat(400), len: fc.nat(40) }),
       fc.record({ kind: fc.constant("get" as const), pn: fc.nat(400) }),
     );
@@ -94,7 +98,9 @@ describe("SentPackets", () => {
           } else if (o.kind === "range") {
             const out: SentPacket<string>[] = [];
             s.removeRange(o.a, o.a + o.len, out);
-            const expected = [...model.keys()].filter((pn) => pn >= o.a && pn <= o.a + o.len).sort((x, y) => x - y);
+            const expected = [...model.keys()]
+              .filter((pn) => pn >= o.a && pn <= o.a + o.len)
+              .sort((x, y) => x - y);
             expect(out.map((p) => p.packetNumber)).toEqual(expected);
             for (const pn of expected) model.delete(pn);
           } else {
