@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import { type QuicConnection, type QuicServer, connect, listen } from "../src/quic/api.ts";
+import { connect, listen, type QuicConnection, type QuicServer } from "../src/quic/api.ts";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
@@ -101,7 +101,12 @@ describe("QUIC over UDP on 127.0.0.1", () => {
   it("fails the handshake with a wrong certificate hash", async () => {
     server = await echoServer();
     await expect(
-      connect({ host: "127.0.0.1", port: server.address.port, alpn: ["echo"], serverCertificateHashes: [new Uint8Array(32)] }),
+      connect({
+        host: "127.0.0.1",
+        port: server.address.port,
+        alpn: ["echo"],
+        serverCertificateHashes: [new Uint8Array(32)],
+      }),
     ).rejects.toThrow(/closed/);
   });
 });

@@ -6,8 +6,8 @@ import { createWriteStream } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
-import { SingleBar, Presets } from "cli-progress";
-import { type QuicConnection, connect, describeReason, readPem } from "../quic/api.ts";
+import { Presets, SingleBar } from "cli-progress";
+import { connect, describeReason, type QuicConnection, readPem } from "../quic/api.ts";
 import type { Command } from "./command.ts";
 
 const HELP = `Usage: purequic get [options] URL...
@@ -34,7 +34,12 @@ interface Result {
   error?: string;
 }
 
-async function fetchOne(conn: QuicConnection, url: URL, dir: string, onBytes: (n: number) => void): Promise<Result> {
+async function fetchOne(
+  conn: QuicConnection,
+  url: URL,
+  dir: string,
+  onBytes: (n: number) => void,
+): Promise<Result> {
   const file = join(dir, basename(url.pathname) || "index.html");
   const result: Result = { url: url.href, file, bytes: 0, ok: false };
   try {
@@ -49,7 +54,9 @@ async function fetchOne(conn: QuicConnection, url: URL, dir: string, onBytes: (n
         if (!out.write(chunk)) await new Promise<void>((r) => out.once("drain", () => r()));
       }
     } finally {
-      await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        out.end((err?: Error | null) => (err ? reject(err) : resolve())),
+      );
     }
     result.ok = true;
   } catch (err) {
@@ -109,7 +116,9 @@ export const getCommand: Command = {
         alpn: (values.alpn ?? "hq-interop").split(",").filter(Boolean),
         insecure: values.insecure,
         ca: values.ca ? readPem(values.ca) : undefined,
-        serverCertificateHashes: values["cert-hash"] ? [Uint8Array.from(Buffer.from(values["cert-hash"], "hex"))] : undefined,
+        serverCertificateHashes: values["cert-hash"]
+          ? [Uint8Array.from(Buffer.from(values["cert-hash"], "hex"))]
+          : undefined,
       });
     } catch (err) {
       process.stderr.write(`purequic get: cannot connect to ${origin.host}: ${(err as Error).message}\n`);
@@ -117,7 +126,10 @@ export const getCommand: Command = {
     }
     const bar =
       process.stderr.isTTY && !values.quiet
-        ? new SingleBar({ format: " {bar} {value} bytes | {speed} MB/s | {files} files", hideCursor: true }, Presets.shades_classic)
+        ? new SingleBar(
+            { format: " {bar} {value} bytes | {speed} MB/s | {files} files", hideCursor: true },
+            Presets.shades_classic,
+          )
         : undefined;
     let total = 0;
     bar?.start(0, 0, { speed: "0", files: `0/${urls.length}` });
@@ -128,7 +140,10 @@ export const getCommand: Command = {
           total += n;
           const secs = (performance.now() - started) / 1000;
           bar?.setTotal(Math.max(total, 1));
-          bar?.update(total, { speed: (total / 1e6 / secs).toFixed(1), files: `${filesDone}/${urls.length}` });
+          bar?.update(total, {
+            speed: (total / 1e6 / secs).toFixed(1),
+            files: `${filesDone}/${urls.length}`,
+          });
         }).then((r) => {
           filesDone++;
           return r;
@@ -142,7 +157,9 @@ export const getCommand: Command = {
     for (const r of failed) process.stderr.write(`purequic get: ${r.url}: ${r.error}\n`);
     if (!values.quiet) {
       const mbit = (total * 8) / 1e6 / elapsed;
-      process.stdout.write(`${results.length - failed.length}/${results.length} files, ${total} bytes in ${elapsed.toFixed(2)} s (${mbit.toFixed(1)} Mbit/s)\n`);
+      process.stdout.write(
+        `${results.length - failed.length}/${results.length} files, ${total} bytes in ${elapsed.toFixed(2)} s (${mbit.toFixed(1)} Mbit/s)\n`,
+      );
     }
     const reason = conn.closeReasonNow;
     if (failed.length > 0 && reason && reason.kind !== "application") {

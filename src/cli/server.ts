@@ -3,13 +3,14 @@
  * a bidi stream carries `GET /path\r\n`, the reply is the file's bytes then FIN; a missing file
  * resets the stream). Without --cert/--key a development certificate is generated.
  */
+
+import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdtemp, realpath, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve, sep } from "node:path";
 import { parseArgs } from "node:util";
-import { randomBytes } from "node:crypto";
-import { type QuicConnection, listen, readPem } from "../quic/api.ts";
+import { listen, type QuicConnection, readPem } from "../quic/api.ts";
 import type { Command } from "./command.ts";
 import { parseHostPort } from "./hostport.ts";
 
@@ -32,7 +33,10 @@ const MAX_REQUEST = 8192;
 
 export async function makeDemoRoot(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "purequic-demo-"));
-  await writeFile(join(dir, "index.html"), "<!doctype html><title>purequic</title><h1>Hello from purequic over QUIC</h1>\n");
+  await writeFile(
+    join(dir, "index.html"),
+    "<!doctype html><title>purequic</title><h1>Hello from purequic over QUIC</h1>\n",
+  );
   await writeFile(join(dir, "1MB.bin"), randomBytes(1 << 20));
   await writeFile(join(dir, "10MB.bin"), randomBytes(10 << 20));
   return dir;
@@ -113,7 +117,9 @@ export const serverCommand: Command = {
     });
     const a = server.address;
     const shown = a.family === "IPv6" ? `[${a.address}]` : a.address;
-    process.stdout.write(`purequic server listening on udp ${shown}:${a.port}, ALPN ${alpn.join(",")}, serving ${root}\n`);
+    process.stdout.write(
+      `purequic server listening on udp ${shown}:${a.port}, ALPN ${alpn.join(",")}, serving ${root}\n`,
+    );
     if (server.devCertificate) {
       const d = server.devCertificate;
       process.stdout.write(

@@ -4,8 +4,11 @@
  * Streams have backpressure end to end: `SendStream.write` waits while too much is unacknowledged,
  * and a `RecvStream` only grants the peer more credit as the application reads.
  */
-import { readFileSync } from "node:fs";
+
 import type { KeyObject } from "node:crypto";
+import { lookup } from "node:dns/promises";
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import type { ConnectionCloseReason, TransportConfig } from "./connection/config.ts";
 import type { Connection, ConnectionEvent } from "./connection/connection.ts";
 import { type ConnectionHandler, Endpoint, type SocketAddress } from "./endpoint.ts";
@@ -13,8 +16,6 @@ import { QuicUsageError } from "./errors.ts";
 import type { CertificateVerificationMode } from "./tls/certificate-verifier.ts";
 import { loadCredentials } from "./tls/credentials.ts";
 import { type DevCertificate, generateDevCertificate } from "./tls/dev-certificate.ts";
-import { lookup } from "node:dns/promises";
-import { isIP } from "node:net";
 
 const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 
@@ -303,7 +304,11 @@ export class QuicConnection {
   }
 
   /** ALPN, server name, cipher suite. */
-  get handshakeData(): { alpn: string | undefined; serverName: string | undefined; cipherSuite: string | undefined } {
+  get handshakeData(): {
+    alpn: string | undefined;
+    serverName: string | undefined;
+    cipherSuite: string | undefined;
+  } {
     const tls = this.conn.tlsSession;
     const serverName = "serverName" in tls ? tls.serverName : undefined;
     return { alpn: this.conn.alpn, serverName, cipherSuite: tls.cipherSuite?.name };
@@ -441,7 +446,8 @@ export class QuicConnection {
         for (const s of this.sendStreams.values()) s.onProgress();
         // A connection that started closing during the handshake fails connect() right away.
         const r = this.conn.reason;
-        if (r && !this.closeReason && !this.conn.isEstablished) this.established.reject(new ConnectionClosedError(r));
+        if (r && !this.closeReason && !this.conn.isEstablished)
+          this.established.reject(new ConnectionClosedError(r));
       },
     };
   }
@@ -553,14 +559,19 @@ export async function connect(options: ConnectOptions): Promise<QuicConnection> 
   let address = options.host;
   if (isIP(address) === 0) address = (await lookup(options.host)).address;
   const family = isIP(address) === 6 ? "IPv6" : "IPv4";
-  const endpoint = options.endpoint ?? (await Endpoint.bind({ ipv6: family === "IPv6", host: family === "IPv6" ? "::" : "0.0.0.0" }));
+  const endpoint =
+    options.endpoint ??
+    (await Endpoint.bind({ ipv6: family === "IPv6", host: family === "IPv6" ? "::" : "0.0.0.0" }));
   const verifyMode: CertificateVerificationMode = options.insecure
     ? "insecure"
     : options.serverCertificateHashes
       ? { serverCertificateHashes: options.serverCertificateHashes }
       : "normal";
   const creds = options.certificate
-    ? loadCredentials({ certificatePem: options.certificate.certificatePem, privateKeyPem: options.certificate.privateKeyPem })
+    ? loadCredentials({
+        certificatePem: options.certificate.certificatePem,
+        privateKeyPem: options.certificate.privateKeyPem,
+      })
     : undefined;
   const remote: SocketAddress = { address, port: options.port, family };
   let qc: QuicConnection | undefined;
@@ -579,7 +590,8 @@ export async function connect(options: ConnectOptions): Promise<QuicConnection> 
         serverName: options.serverName ?? options.host,
         alpnProtocols: options.alpn,
         verifyMode,
-        roots: options.ca === undefined ? undefined : typeof options.ca === "string" ? [options.ca] : options.ca,
+        roots:
+          options.ca === undefined ? undefined : typeof options.ca === "string" ? [options.ca] : options.ca,
         clientCredentials: creds,
       },
     },

@@ -8,11 +8,15 @@
 import { createHmac, randomBytes } from "node:crypto";
 import dgram from "node:dgram";
 import { isIP } from "node:net";
-import type { ClientConnectionConfig, ConnectionEvent, ServerConnectionConfig } from "./connection/connection.ts";
+import type {
+  ClientConnectionConfig,
+  ConnectionEvent,
+  ServerConnectionConfig,
+} from "./connection/connection.ts";
 import { Connection } from "./connection/connection.ts";
 import { QuicUsageError } from "./errors.ts";
 import { encodeVersionNegotiation } from "./packet-header.ts";
-import { SUPPORTED_VERSIONS, isSupportedVersion } from "./version.ts";
+import { isSupportedVersion, SUPPORTED_VERSIONS } from "./version.ts";
 
 export interface SocketAddress {
   readonly address: string;
@@ -133,14 +137,23 @@ export class Endpoint {
       },
       Date.now(),
     );
-    const entry: Entry = { conn, remote, handler, cids: new Set(), deadline: Number.POSITIVE_INFINITY, flushing: false };
+    const entry: Entry = {
+      conn,
+      remote,
+      handler,
+      cids: new Set(),
+      deadline: Number.POSITIVE_INFINITY,
+      flushing: false,
+    };
     this.register(entry);
     this.service(entry);
     return conn;
   }
 
   /** The next incoming connection (after its handshake started), or undefined once closed. */
-  accept(handler: (conn: Connection, remote: SocketAddress) => ConnectionHandler): Promise<Connection | undefined> {
+  accept(
+    handler: (conn: Connection, remote: SocketAddress) => ConnectionHandler,
+  ): Promise<Connection | undefined> {
     const take = (e: Entry | undefined): Connection | undefined => {
       if (!e) return undefined;
       e.handler = handler(e.conn, e.remote);
@@ -228,7 +241,11 @@ export class Endpoint {
       this.service(entry);
       return;
     }
-    const remote: SocketAddress = { address: rinfo.address, port: rinfo.port, family: rinfo.family === "IPv6" ? "IPv6" : "IPv4" };
+    const remote: SocketAddress = {
+      address: rinfo.address,
+      port: rinfo.port,
+      family: rinfo.family === "IPv6" ? "IPv6" : "IPv4",
+    };
     if (!long) {
       this.sendStatelessReset(data, remote);
       return;
@@ -264,7 +281,14 @@ export class Endpoint {
     } catch {
       return;
     }
-    const fresh: Entry = { conn, remote, handler: undefined, cids: new Set(), deadline: Number.POSITIVE_INFINITY, flushing: false };
+    const fresh: Entry = {
+      conn,
+      remote,
+      handler: undefined,
+      cids: new Set(),
+      deadline: Number.POSITIVE_INFINITY,
+      flushing: false,
+    };
     this.register(fresh);
     // The client keeps using its chosen DCID until it sees ours: route it here too.
     this.addRoute(fresh, dcid);

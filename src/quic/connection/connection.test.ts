@@ -34,7 +34,6 @@ function echoTransfer(size: number, link: Link, limitMs = 120_000) {
   let serverFin = false;
   let echoFinished = false;
   const clientChunks: Uint8Array[] = [];
-  let clientGot = 0;
   let clientFin = false;
   const end = runPair(
     client,
@@ -59,7 +58,6 @@ function echoTransfer(size: number, link: Link, limitMs = 120_000) {
           r = clientFin ? null : client.read(streamId)
         ) {
           clientChunks.push(r.data.slice());
-          clientGot += r.data.length;
           if (r.fin) clientFin = true;
         }
       }

@@ -55,7 +55,6 @@ import type { CongestionController } from "../recovery/congestion-controller.ts"
 import { CubicController } from "../recovery/cubic.ts";
 import { LossDetection, type PacketNumberSpace } from "../recovery/loss-detection.ts";
 import { NewRenoController } from "../recovery/new-reno.ts";
-import { Pacer } from "../recovery/pacer.ts";
 import { SentPacket } from "../recovery/sent-packet.ts";
 import { ReceiveFlowControl, SendFlowControl } from "../streams/flow-control.ts";
 import { CryptoReceiveBuffer } from "../streams/receive-buffer.ts";
@@ -217,7 +216,6 @@ export class Connection {
   private readonly spaces: [PacketSpace, PacketSpace, PacketSpace];
   private readonly loss: LossDetection<Sent[]>;
   private readonly cc: CongestionController;
-  private readonly pacer: Pacer;
   private readonly maxDatagram: number;
 
   // Connection IDs (RFC 9000 §5.1).
@@ -291,7 +289,6 @@ export class Connection {
   private prevReadDiscardAt = Number.POSITIVE_INFINITY;
   private keyUpdatePending = false;
   private firstPnInPhase = 0;
-  private phaseAcked = true;
 
   private readonly undecryptable: { data: Uint8Array; level: SpaceId }[] = [];
   private readonly unprotected = createUnprotectedPacket();
@@ -337,7 +334,6 @@ export class Connection {
       this.config.congestionControl === "newreno"
         ? new NewRenoController(this.maxDatagram)
         : new CubicController(this.maxDatagram);
-    this.pacer = new Pacer({ maxDatagramSize: this.maxDatagram });
     this.recvFlow = new ReceiveFlowControl({
       window: this.config.connectionReceiveWindow,
       maxWindow: this.config.maxConnectionReceiveWindow,
@@ -1398,7 +1394,7 @@ export class Connection {
 
   private wakeBlockedStreams(): void {
     for (const s of this.streams.values()) {
-      if (s.send && s.send.buffer.hasDataToSend(s.send.flow.limit)) this.scheduleStream(s);
+      if (s.send?.buffer.hasDataToSend(s.send.flow.limit)) this.scheduleStream(s);
     }
   }
 

@@ -5,7 +5,7 @@
  */
 import { isIP } from "node:net";
 import { defaultCryptoProvider } from "../crypto/node-provider.ts";
-import { QuicError, QuicUsageError, TransportErrorCode } from "../errors.ts";
+import { QuicUsageError } from "../errors.ts";
 import { AlertDescription, TlsError } from "./alert.ts";
 import {
   type CertificateVerificationMode,

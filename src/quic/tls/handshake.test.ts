@@ -476,7 +476,10 @@ describe("signature schemes with a CA-issued chain", () => {
       const { client, server, c } = handshake(
         clientConfig({ serverName: "quic.test", roots: [pki.root.pem] }),
         serverConfig({
-          credentials: { chainDer: [pki.leaf.der, pki.intermediate.der], privateKey: pki.leaf.key.privateKey },
+          credentials: {
+            chainDer: [pki.leaf.der, pki.intermediate.der],
+            privateKey: pki.leaf.key.privateKey,
+          },
         }),
         now,
       );
@@ -503,7 +506,10 @@ describe("signature schemes with a CA-issued chain", () => {
         },
       }),
       serverConfig({
-        credentials: { chainDer: [serverPki.leaf.der, serverPki.intermediate.der], privateKey: serverPki.leaf.key.privateKey },
+        credentials: {
+          chainDer: [serverPki.leaf.der, serverPki.intermediate.der],
+          privateKey: serverPki.leaf.key.privateKey,
+        },
         clientAuth: { mode: "require", roots: [clientPki.root.pem] },
       }),
       now,
@@ -519,7 +525,10 @@ describe("signature schemes with a CA-issued chain", () => {
           clientCredentials: { chainDer: [clientPki.leaf.der], privateKey: clientPki.leaf.key.privateKey },
         }),
         serverConfig({
-          credentials: { chainDer: [serverPki.leaf.der, serverPki.intermediate.der], privateKey: serverPki.leaf.key.privateKey },
+          credentials: {
+            chainDer: [serverPki.leaf.der, serverPki.intermediate.der],
+            privateKey: serverPki.leaf.key.privateKey,
+          },
           clientAuth: { mode: "require", roots: [serverPki.root.pem] },
         }),
         now,

@@ -14,9 +14,16 @@ import { AlertDescription, TlsError } from "./alert.ts";
 import { NamedGroup } from "./extensions.ts";
 
 /** The groups we can key: X25519, secp256r1, secp384r1. */
-export type SupportedGroup = typeof NamedGroup.x25519 | typeof NamedGroup.secp256r1 | typeof NamedGroup.secp384r1;
+export type SupportedGroup =
+  | typeof NamedGroup.x25519
+  | typeof NamedGroup.secp256r1
+  | typeof NamedGroup.secp384r1;
 
-export const SUPPORTED_GROUPS: readonly SupportedGroup[] = [NamedGroup.x25519, NamedGroup.secp256r1, NamedGroup.secp384r1];
+export const SUPPORTED_GROUPS: readonly SupportedGroup[] = [
+  NamedGroup.x25519,
+  NamedGroup.secp256r1,
+  NamedGroup.secp384r1,
+];
 
 export function isSupportedGroup(group: number): group is SupportedGroup {
   return (SUPPORTED_GROUPS as readonly number[]).includes(group);

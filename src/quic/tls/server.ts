@@ -118,7 +118,6 @@ export class TlsServer extends TlsEndpoint {
   private readonly groups: readonly number[];
   private clientRandom: Uint8Array = new Uint8Array(32);
   private selectedGroup: number | undefined;
-  private helloRetried = false;
   private ticket: TicketState | undefined;
   private handshakeSecret: Uint8Array | undefined;
   private clientHandshakeSecret: Uint8Array | undefined;
@@ -202,7 +201,7 @@ export class TlsServer extends TlsEndpoint {
   private onClientHello(ch: ClientHello, raw: Uint8Array): void {
     const retry = this.state === "wait_client_hello_2";
     const sv = findExtension(ch.extensions, ExtensionType.supported_versions);
-    if (!sv || !sv.versions.includes(TLS13_VERSION)) {
+    if (!sv?.versions.includes(TLS13_VERSION)) {
       throw new TlsError(AlertDescription.protocol_version, "client does not offer TLS 1.3");
     }
     // RFC 9846 §4.1.2: legacy_compression_methods must be exactly [null].
@@ -496,7 +495,6 @@ export class TlsServer extends TlsEndpoint {
     group: number,
     earlyOffered: boolean,
   ): void {
-    this.helloRetried = true;
     this.selectedGroup = group;
     this.clientRandom = ch.random;
     this.transcript.add(raw);
