@@ -8,9 +8,10 @@
  * in BENCHES below.
  */
 import { cryptoBench } from "./crypto.ts";
+import { framesBench } from "./frames.ts";
 import { type Bench, parseBenchArgs } from "./harness.ts";
 
-const BENCHES: readonly Bench[] = [cryptoBench];
+const BENCHES: readonly Bench[] = [cryptoBench, framesBench];
 
 const opts = parseBenchArgs();
 const unknown = opts.names.filter((n) => !BENCHES.some((b) => b.name === n));
