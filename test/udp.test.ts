@@ -110,3 +110,71 @@ describe("QUIC over UDP on 127.0.0.1", () => {
     ).rejects.toThrow(/closed/);
   });
 });
+
+describe("endpoint", () => {
+  it("works over IPv6 (::1)", async () => {
+    server = await listen({ host: "::1", port: 0, alpn: ["v6"] });
+    const s = server;
+    void (async () => {
+      const conn = await s.accept();
+      const bi = await conn?.acceptBi();
+      if (bi) {
+        await bi.send.write(await bi.recv.readAll());
+        await bi.send.finish();
+      }
+    })();
+    const c = await connect({
+      host: "::1",
+      port: s.address.port,
+      serverName: "localhost",
+      alpn: ["v6"],
+      insecure: true,
+    });
+    expect(c.remoteAddress.family).toBe("IPv6");
+    const { send, recv } = await c.openBi();
+    const reading = recv.readAll();
+    await send.write(new TextEncoder().encode("over v6"));
+    await send.finish();
+    expect(new TextDecoder().decode(await reading)).toBe("over v6");
+    await c.close();
+  });
+
+  it("a server that lost the connection's state answers with a stateless reset the client recognizes", async () => {
+    const { Endpoint } = await import("../src/quic/endpoint.ts");
+    const { generateDevCertificate } = await import("../src/quic/tls/dev-certificate.ts");
+    const dev = generateDevCertificate();
+    const key = new Uint8Array(32).fill(42);
+    const serverConfig = {
+      tls: {
+        credentials: { chainDer: [dev.certificateDer], privateKey: dev.privateKey },
+        alpnProtocols: ["sr"],
+      },
+    };
+    const first = await Endpoint.bind({
+      host: "127.0.0.1",
+      port: 0,
+      statelessResetKey: key,
+      server: serverConfig,
+    });
+    const port = first.localAddress.port;
+    void first.accept(() => ({ onEvent: () => {}, onProgress: () => {} }));
+    const c = await connect({ host: "127.0.0.1", port, alpn: ["sr"], insecure: true });
+    // The server "crashes": its socket goes away without a CONNECTION_CLOSE, and a new endpoint
+    // with the same static reset key takes the port.
+    (first as unknown as { socket: { close(): void } }).socket.close();
+    const second = await Endpoint.bind({
+      host: "127.0.0.1",
+      port,
+      statelessResetKey: key,
+      server: serverConfig,
+    });
+    try {
+      const { send } = await c.openBi();
+      await send.write(new TextEncoder().encode("anyone there?")).catch(() => {});
+      const reason = await c.closed;
+      expect(reason).toEqual({ kind: "stateless-reset" });
+    } finally {
+      await second.close();
+    }
+  });
+});

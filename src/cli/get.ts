@@ -161,7 +161,7 @@ export const getCommand: Command = {
         `${results.length - failed.length}/${results.length} files, ${total} bytes in ${elapsed.toFixed(2)} s (${mbit.toFixed(1)} Mbit/s)\n`,
       );
     }
-    const reason = conn.closeReasonNow;
+    const reason = conn.closeReason;
     if (failed.length > 0 && reason && reason.kind !== "application") {
       process.stderr.write(`purequic get: connection: ${describeReason(reason)}\n`);
     }

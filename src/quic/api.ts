@@ -266,7 +266,7 @@ export class QuicConnection {
   private datagramWaiters: Deferred<Uint8Array | null>[] = [];
   private readonly closedDeferred = deferred<ConnectionCloseReason>();
   private readonly established = deferred<void>();
-  private closeReason: ConnectionCloseReason | undefined;
+  private closedReason: ConnectionCloseReason | undefined;
   private readonly ticketListeners: ((t: import("./tls/session-cache.ts").SessionTicketEntry) => void)[] = [];
   /** Bytes a SendStream may have unacknowledged before write() waits. */
   highWaterMark = DEFAULT_HIGH_WATER_MARK;
@@ -299,8 +299,27 @@ export class QuicConnection {
     return this.closedDeferred.promise;
   }
 
-  get closeReasonNow(): ConnectionCloseReason | undefined {
-    return this.closeReason;
+  /** Why the connection closed (or is closing), undefined while it is open. */
+  get closeReason(): ConnectionCloseReason | undefined {
+    return this.closedReason ?? this.conn.reason;
+  }
+
+  /** How many bidirectional streams the peer may have open at once. */
+  setMaxConcurrentBiStreams(count: number): void {
+    this.conn.setMaxConcurrentStreams(true, count);
+    this.wake();
+  }
+
+  /** How many unidirectional streams the peer may have open at once. */
+  setMaxConcurrentUniStreams(count: number): void {
+    this.conn.setMaxConcurrentStreams(false, count);
+    this.wake();
+  }
+
+  /** Grows the connection-level receive window to at least `bytes`. */
+  setReceiveWindow(bytes: number): void {
+    this.conn.setReceiveWindow(bytes);
+    this.wake();
   }
 
   /** ALPN, server name, cipher suite. */
@@ -347,7 +366,7 @@ export class QuicConnection {
 
   /** @internal */
   checkAlive(): void {
-    if (this.closeReason) throw new ConnectionClosedError(this.closeReason);
+    if (this.closedReason) throw new ConnectionClosedError(this.closedReason);
   }
 
   /** @internal */
@@ -380,7 +399,7 @@ export class QuicConnection {
   acceptBi(): Promise<BiStream | null> {
     const s = this.incomingBi.shift();
     if (s) return Promise.resolve(s);
-    if (this.closeReason) return Promise.resolve(null);
+    if (this.closedReason) return Promise.resolve(null);
     const w = deferred<BiStream | null>();
     this.biWaiters.push(w);
     return w.promise;
@@ -390,7 +409,7 @@ export class QuicConnection {
   acceptUni(): Promise<RecvStream | null> {
     const s = this.incomingUni.shift();
     if (s) return Promise.resolve(s);
-    if (this.closeReason) return Promise.resolve(null);
+    if (this.closedReason) return Promise.resolve(null);
     const w = deferred<RecvStream | null>();
     this.uniWaiters.push(w);
     return w.promise;
@@ -407,7 +426,7 @@ export class QuicConnection {
   readDatagram(): Promise<Uint8Array | null> {
     const d = this.datagrams.shift();
     if (d) return Promise.resolve(d);
-    if (this.closeReason) return Promise.resolve(null);
+    if (this.closedReason) return Promise.resolve(null);
     const w = deferred<Uint8Array | null>();
     this.datagramWaiters.push(w);
     return w.promise;
@@ -446,7 +465,7 @@ export class QuicConnection {
         for (const s of this.sendStreams.values()) s.onProgress();
         // A connection that started closing during the handshake fails connect() right away.
         const r = this.conn.reason;
-        if (r && !this.closeReason && !this.conn.isEstablished)
+        if (r && !this.closedReason && !this.conn.isEstablished)
           this.established.reject(new ConnectionClosedError(r));
       },
     };
@@ -503,8 +522,8 @@ export class QuicConnection {
   }
 
   private onClosed(reason: ConnectionCloseReason): void {
-    if (this.closeReason) return;
-    this.closeReason = reason;
+    if (this.closedReason) return;
+    this.closedReason = reason;
     const err = new ConnectionClosedError(reason);
     this.established.reject(err);
     for (const s of this.sendStreams.values()) s.onClosed(reason);

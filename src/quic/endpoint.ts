@@ -57,6 +57,8 @@ interface Entry {
   handler: ConnectionHandler | undefined;
   /** Connection IDs this entry is routed by (hex). */
   readonly cids: Set<string>;
+  /** The peer's stateless reset tokens for this connection (hex). */
+  readonly tokens: Set<string>;
   deadline: number;
   flushing: boolean;
 }
@@ -66,6 +68,8 @@ const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 export class Endpoint {
   private readonly socket: dgram.Socket;
   private readonly routes = new Map<string, Entry>();
+  /** Stateless reset tokens our peers gave us (RFC 9000 §10.3.1), by hex, to their connection. */
+  private readonly resetTokens = new Map<string, Entry>();
   private readonly entries = new Map<Connection, Entry>();
   private readonly acceptQueue: Entry[] = [];
   private acceptWaiters: ((e: Entry | undefined) => void)[] = [];
@@ -142,6 +146,7 @@ export class Endpoint {
       remote,
       handler,
       cids: new Set(),
+      tokens: new Set(),
       deadline: Number.POSITIVE_INFINITY,
       flushing: false,
     };
@@ -194,6 +199,15 @@ export class Endpoint {
 
   // ---------------------------------------------------------------------------------------------
 
+  /** Sends one datagram; a closed or failing socket loses it, as the network may. */
+  private sendTo(data: Uint8Array, remote: SocketAddress): void {
+    try {
+      this.socket.send(data, remote.port, remote.address);
+    } catch {
+      // ERR_SOCKET_DGRAM_NOT_RUNNING after close, EMSGSIZE...: UDP gives no delivery guarantee.
+    }
+  }
+
   private resetToken(cid: Uint8Array): Uint8Array {
     // RFC 9000 §10.3.2: tokens derived from a static key and the connection ID.
     return new Uint8Array(createHmac("sha256", this.resetKey).update(cid).digest().subarray(0, 16));
@@ -213,7 +227,9 @@ export class Endpoint {
   private removeEntry(entry: Entry): void {
     this.entries.delete(entry.conn);
     for (const key of entry.cids) if (this.routes.get(key) === entry) this.routes.delete(key);
+    for (const key of entry.tokens) if (this.resetTokens.get(key) === entry) this.resetTokens.delete(key);
     entry.cids.clear();
+    entry.tokens.clear();
     this.maybeFinishClose();
   }
 
@@ -247,6 +263,15 @@ export class Endpoint {
       family: rinfo.family === "IPv6" ? "IPv6" : "IPv4",
     };
     if (!long) {
+      // RFC 9000 §10.3.1: a datagram for no connection may be a stateless reset from a peer.
+      if (data.length >= 21) {
+        const owner = this.resetTokens.get(hex(data.subarray(data.length - 16)));
+        if (owner) {
+          owner.conn.receive(data, Date.now());
+          this.service(owner);
+          return;
+        }
+      }
       this.sendStatelessReset(data, remote);
       return;
     }
@@ -258,7 +283,7 @@ export class Endpoint {
       const scidLen = data[6 + dcid.length];
       const scid = data.subarray(7 + dcid.length, 7 + dcid.length + scidLen);
       const vn = encodeVersionNegotiation(scid, dcid, SUPPORTED_VERSIONS, randomBytes(1)[0]);
-      this.socket.send(vn, remote.port, remote.address);
+      this.sendTo(vn, remote);
       return;
     }
     // Only an Initial (type bits depend on the version) starts a connection: let accept() decide.
@@ -286,6 +311,7 @@ export class Endpoint {
       remote,
       handler: undefined,
       cids: new Set(),
+      tokens: new Set(),
       deadline: Number.POSITIVE_INFINITY,
       flushing: false,
     };
@@ -311,7 +337,7 @@ export class Endpoint {
     const out = randomBytes(size);
     out[0] = 0x40 | (out[0] & 0x3f); // short header form with the fixed bit
     out.set(this.resetToken(data.subarray(1, 1 + CONNECTION_ID_LENGTH)), size - 16);
-    this.socket.send(out, remote.port, remote.address);
+    this.sendTo(out, remote);
   }
 
   /** Delivers events, sends what the connection has, re-arms the timer. */
@@ -336,7 +362,13 @@ export class Endpoint {
       return;
     }
     for (let e = conn.pollEvent(); e; e = conn.pollEvent()) {
-      if (e.type === "connection-id") {
+      if (e.type === "peer-reset-token") {
+        const key = hex(e.token);
+        if (e.retired) {
+          if (this.resetTokens.get(key) === entry) this.resetTokens.delete(key);
+        } else this.resetTokens.set(key, entry);
+        entry.tokens.add(key);
+      } else if (e.type === "connection-id") {
         if (e.retired) {
           const key = hex(e.cid);
           entry.cids.delete(key);
@@ -355,7 +387,7 @@ export class Endpoint {
     const now = Date.now();
     let n = 0;
     for (let d = entry.conn.pollTransmit(now); d; d = entry.conn.pollTransmit(now)) {
-      this.socket.send(d, entry.remote.port, entry.remote.address);
+      this.sendTo(d, entry.remote);
       if (++n >= burst) {
         entry.flushing = true;
         setImmediate(() => {

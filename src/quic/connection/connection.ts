@@ -125,6 +125,8 @@ export type ConnectionEvent =
   | { readonly type: "streams-available"; readonly bidi: boolean }
   | { readonly type: "datagram"; readonly data: Uint8Array }
   | { readonly type: "session-ticket"; readonly ticket: SessionTicketEntry }
+  /** A stateless reset token the peer gave us: datagrams ending with it belong to this connection. */
+  | { readonly type: "peer-reset-token"; readonly token: Uint8Array; readonly retired: boolean }
   /** A connection ID of ours the endpoint must route (or stop routing) to this connection. */
   | { readonly type: "connection-id"; readonly cid: Uint8Array; readonly retired: boolean }
   | { readonly type: "closed"; readonly reason: ConnectionCloseReason };
@@ -302,6 +304,7 @@ export class Connection {
     bytesSent: 0,
     bytesReceived: 0,
     datagramsDropped: 0,
+    congestionEvents: 0,
   };
 
   private constructor(side: Side, common: ConnectionCommonConfig, now: number, info?: ServerHandshakeInfo) {
@@ -478,6 +481,7 @@ export class Connection {
     bytesInFlight: number;
     smoothedRtt: number;
     datagramsDropped: number;
+    congestionEvents: number;
   } {
     return {
       ...this.counters,
@@ -628,7 +632,10 @@ export class Connection {
     const peerIdle = p.maxIdleTimeout ?? 0;
     // RFC 9000 §10.1: the effective idle timeout is the minimum of both, 0 meaning none.
     if (peerIdle > 0 && (this.idleTimeout === 0 || peerIdle < this.idleTimeout)) this.idleTimeout = peerIdle;
-    if (!this.isServer && p.statelessResetToken) this.remoteCids[0].resetToken = p.statelessResetToken;
+    if (!this.isServer && p.statelessResetToken) {
+      this.remoteCids[0].resetToken = p.statelessResetToken;
+      this.events.push({ type: "peer-reset-token", token: p.statelessResetToken, retired: false });
+    }
     // Streams opened before the limits were known (none today) would be updated here.
   }
 
@@ -1135,8 +1142,10 @@ export class Connection {
     for (const p of result.newlyAcked) this.onPacketAcked(p, spaceId);
     for (const p of result.lost) this.onPacketLost(p, spaceId);
     if (result.ecnCe !== undefined) this.cc.onEcnCe(result.ecnCe.sentTime, now);
+    const ssthresh = this.cc.ssthresh;
     if (result.lost.length > 0) this.cc.onPacketsLost(result.lost, now);
     if (result.persistentCongestion) this.cc.onPersistentCongestion(now);
+    if (this.cc.ssthresh < ssthresh) this.counters.congestionEvents++;
     if (result.newlyAcked.length > 0) this.cc.onPacketsAcked(result.newlyAcked, now, this.loss.rtt);
     if (spaceId === APP && !this.isServer && !this.handshakeConfirmed && result.newlyAcked.length > 0) {
       // RFC 9001 §4.1.2: an acknowledgment of a 1-RTT packet confirms the handshake too.
@@ -1267,6 +1276,7 @@ export class Connection {
       return;
     }
     this.remoteCids.push({ seq, cid: cid.slice(), resetToken: token.slice() });
+    this.events.push({ type: "peer-reset-token", token: token.slice(), retired: false });
     if (retirePriorTo > this.peerRetirePriorTo) {
       this.peerRetirePriorTo = retirePriorTo;
       for (let i = this.remoteCids.length - 1; i >= 0; i--) {
@@ -1274,6 +1284,8 @@ export class Connection {
         if (r.seq < retirePriorTo) {
           this.retireCids.push(r.seq);
           this.remoteCids.splice(i, 1);
+          if (r.resetToken)
+            this.events.push({ type: "peer-reset-token", token: r.resetToken, retired: true });
         }
       }
       this.remoteCids.sort((a, b) => a.seq - b.seq);
@@ -1427,6 +1439,25 @@ export class Connection {
     const id = ids.open();
     this.createStream(id);
     return id;
+  }
+
+  /**
+   * How many streams of a kind the peer may have open at once (MAX_STREAMS, RFC 9000 §4.6). Raising
+   * it is announced right away; lowering it takes effect as the peer's streams close.
+   */
+  setMaxConcurrentStreams(bidi: boolean, count: number): void {
+    const ids = bidi ? this.remoteBidi : this.remoteUni;
+    ids.setWindow(count);
+    if (ids.takeMaxStreamsUpdate() >= 0) {
+      if (bidi) this.maxStreamsBidiPending = true;
+      else this.maxStreamsUniPending = true;
+    }
+  }
+
+  /** Grows the connection-level receive window (MAX_DATA credit) to at least `bytes`. */
+  setReceiveWindow(bytes: number): void {
+    this.recvFlow.ensureWindow(bytes);
+    if (this.recvFlow.shouldSendUpdate()) this.maxDataPending = true;
   }
 
   /** Sets RFC 9218 priority for a stream we send on. */
@@ -1679,8 +1710,10 @@ export class Connection {
       const r = this.loss.onLossDetectionTimeout(now);
       if (r.kind === "loss") {
         for (const p of r.lost) this.onPacketLost(p, r.space as SpaceId);
+        const ssthresh = this.cc.ssthresh;
         this.cc.onPacketsLost(r.lost, now);
         if (r.persistentCongestion) this.cc.onPersistentCongestion(now);
+        if (this.cc.ssthresh < ssthresh) this.counters.congestionEvents++;
       } else if (r.kind === "probe") {
         const space = this.spaces[r.probe.space as SpaceId];
         space.probes = Math.max(space.probes, r.probe.count);

@@ -48,6 +48,8 @@ export interface Link {
   duplicate?: number;
   /** Extra random delay up to this many ms (reorders datagrams). */
   jitter?: number;
+  /** Drop a datagram when this returns true (`n` counts datagrams in that direction). */
+  drop?: (to: "client" | "server", data: Uint8Array, n: number) => boolean;
 }
 
 /** A deterministic PRNG (mulberry32). */
@@ -91,8 +93,13 @@ export function runPair(
   let now = start;
   let linkFreeAt = start;
   const stats = { sent: 0, dropped: 0, corrupted: 0, duplicated: 0 };
+  const counts = { client: 0, server: 0 };
   const send = (to: "client" | "server", data: Uint8Array) => {
     stats.sent++;
+    if (link.drop?.(to, data, counts[to]++)) {
+      stats.dropped++;
+      return;
+    }
     if (link.loss && rnd() < link.loss) {
       stats.dropped++;
       return;

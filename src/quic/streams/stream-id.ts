@@ -183,10 +183,25 @@ export class RemoteStreamIds {
    */
   constructor(
     readonly type: StreamType,
-    readonly window: number,
+    private _window: number,
   ) {
+    if (!(_window >= 0 && _window <= MAX_STREAM_COUNT)) throw new QuicUsageError("bad stream window");
+    this._limit = _window;
+  }
+
+  /** Concurrent peer-initiated streams allowed. */
+  get window(): number {
+    return this._window;
+  }
+
+  /**
+   * Changes how many peer-initiated streams may be open at once. A larger window is announced with
+   * the next MAX_STREAMS; a smaller one takes effect as streams close (a limit already granted
+   * cannot be taken back, RFC 9000 §4.6).
+   */
+  setWindow(window: number): void {
     if (!(window >= 0 && window <= MAX_STREAM_COUNT)) throw new QuicUsageError("bad stream window");
-    this._limit = window;
+    this._window = window;
   }
 
   /** Streams opened by the peer so far (the highest index + 1). */
@@ -241,8 +256,8 @@ export class RemoteStreamIds {
    * of the window (at least one stream) can be granted. Records it as advertised.
    */
   takeMaxStreamsUpdate(): number {
-    const target = Math.min(this._closed + this.window, MAX_STREAM_COUNT);
-    if (target - this._limit < Math.max(1, Math.floor(this.window / 4))) return -1;
+    const target = Math.min(this._closed + this._window, MAX_STREAM_COUNT);
+    if (target - this._limit < Math.max(1, Math.floor(this._window / 4))) return -1;
     this._limit = target;
     return target;
   }
