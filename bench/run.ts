@@ -10,8 +10,9 @@
 import { cryptoBench } from "./crypto.ts";
 import { framesBench } from "./frames.ts";
 import { type Bench, parseBenchArgs } from "./harness.ts";
+import { transferBench } from "./transfer.ts";
 
-const BENCHES: readonly Bench[] = [cryptoBench, framesBench];
+const BENCHES: readonly Bench[] = [cryptoBench, framesBench, transferBench];
 
 const opts = parseBenchArgs();
 const unknown = opts.names.filter((n) => !BENCHES.some((b) => b.name === n));

@@ -237,6 +237,27 @@ await case_("ngtcp2 0.12", "gtlsclient → purequic server (h3 handshake)", asyn
   return "handshake completed, ALPN h3";
 });
 
+if (existsSync("/usr/lib/chromium/chromium")) {
+  const { runChromiumCertHashChecks } = await import("./chromium/cert-hash.ts");
+  for (const r of await runChromiumCertHashChecks()) {
+    await case_(
+      "Chromium 156",
+      `WebTransport serverCertificateHashes with the dev certificate: ${r.name}`,
+      async () => {
+        if (!r.ok) throw new Error(r.detail);
+        return r.detail;
+      },
+    );
+  }
+} else {
+  rows.push({
+    peer: "Chromium",
+    direction: "dev certificate via serverCertificateHashes",
+    ok: false,
+    detail: "chromium not installed: run interop/chromium/install.sh",
+  });
+}
+
 rmSync(work, { recursive: true, force: true });
 
 const passed = rows.filter((r) => r.ok).length;

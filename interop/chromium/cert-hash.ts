@@ -26,7 +26,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import type { Browser, ConsoleMessage } from "playwright-core";
@@ -633,8 +633,6 @@ const CASE_NAMES: Record<CertHashCase, string> = {
 export async function runChromiumCertHashChecks(options: CertHashOptions = {}): Promise<CertHashResult[]> {
   const chromiumPath = options.chromiumPath ?? DEFAULT_CHROMIUM;
   const log = options.log ?? (() => {});
-  const root = options.logDir ? resolve(options.logDir) : mkdtempSync(join(tmpdir(), "purequic-chromium-"));
-  const results: CertHashResult[] = [];
   if (!existsSync(chromiumPath)) {
     return [
       {
@@ -645,6 +643,8 @@ export async function runChromiumCertHashChecks(options: CertHashOptions = {}): 
       },
     ];
   }
+  const root = options.logDir ? resolve(options.logDir) : mkdtempSync(join(tmpdir(), "purequic-chromium-"));
+  const results: CertHashResult[] = [];
   for (const kind of options.cases ?? (["right", "wrong"] as const)) {
     const dir = join(root, kind);
     mkdirSync(dir, { recursive: true });
@@ -704,8 +704,8 @@ async function main(): Promise<void> {
         if (l) process.stdout.write(`  ${l}\n`);
     }
   }
-  if (results.some((r) => r.logDir))
-    process.stdout.write(`logs kept in ${results.find((r) => r.logDir)?.logDir}/..\n`);
+  const kept = results.find((r) => r.logDir)?.logDir;
+  if (kept) process.stdout.write(`logs kept in ${dirname(kept)}\n`);
   const passed = results.filter((r) => r.ok).length;
   process.stdout.write(`${passed} passed, ${results.length - passed} failed\n`);
   process.exit(passed === results.length ? 0 : 1);

@@ -254,7 +254,7 @@ export class Endpoint {
     const entry = this.routes.get(hex(dcid));
     if (entry) {
       entry.conn.receive(data, Date.now());
-      this.service(entry);
+      this.serviceSoon(entry);
       return;
     }
     const remote: SocketAddress = {
@@ -338,6 +338,26 @@ export class Endpoint {
     out[0] = 0x40 | (out[0] & 0x3f); // short header form with the fixed bit
     out.set(this.resetToken(data.subarray(1, 1 + CONNECTION_ID_LENGTH)), size - 16);
     this.sendTo(out, remote);
+  }
+
+  private readonly dirty = new Set<Entry>();
+  private dirtyScheduled = false;
+
+  /**
+   * Services a connection after the current batch of incoming datagrams: libuv hands over up to
+   * ~32 datagrams per socket wake-up, each in its own callback, and setImmediate runs after all of
+   * them — so one ACK (and one flush) answers the whole batch instead of one per datagram.
+   */
+  private serviceSoon(entry: Entry): void {
+    this.dirty.add(entry);
+    if (this.dirtyScheduled) return;
+    this.dirtyScheduled = true;
+    setImmediate(() => {
+      this.dirtyScheduled = false;
+      const batch = [...this.dirty];
+      this.dirty.clear();
+      for (const e of batch) if (this.entries.get(e.conn) === e) this.service(e);
+    });
   }
 
   /** Delivers events, sends what the connection has, re-arms the timer. */

@@ -818,7 +818,7 @@ class FileSink {
 
   constructor(readonly path: string) {
     this.stream = createWriteStream(path, { flags: "w" });
-    this.stream.on("errorx", (err) => {
+    this.stream.on("error", (err) => {
       this.error ??= err;
       this.pending = [];
       this.pendingBytes = 0;

@@ -278,3 +278,30 @@ describe("closing (RFC 9000 §10.2)", () => {
     expect(client.reason).toMatchObject({ kind: "application", code: 0x1234n, remote: false });
   });
 });
+
+describe("qlog (draft-ietf-quic-qlog)", () => {
+  it("records packets with frames, parameters, keys and metrics for a connection", async () => {
+    const { QlogWriter } = await import("../qlog.ts");
+    const chunks: string[] = [];
+    const qlog = new QlogWriter({
+      side: "client",
+      odcid: new Uint8Array(8),
+      write: (c: string) => chunks.push(c),
+    });
+    const { client } = handshake({ qlog });
+    client.close(0n, "bye");
+    const records = chunks
+      .join("")
+      .split("\u001e")
+      .filter((r) => r.trim())
+      .map((r) => JSON.parse(r) as { name?: string; data?: Record<string, unknown> });
+    const names = records.map((r) => r.name);
+    expect(names).toContain("quic:packet_sent");
+    expect(names).toContain("quic:packet_received");
+    expect(names).toContain("quic:parameters_set");
+    expect(names).toContain("quic:key_updated");
+    expect(names).toContain("quic:recovery_metrics_updated");
+    const sentInitial = records.find((r) => r.name === "quic:packet_sent");
+    expect(JSON.stringify(sentInitial?.data)).toContain("crypto");
+  });
+});

@@ -73,6 +73,8 @@ export interface ConnectionCommonConfig {
   statelessResetToken?: (cid: Uint8Array) => Uint8Array;
   /** SSLKEYLOGFILE lines. */
   keyLog?: (line: string) => void;
+  /** qlog events (default: a file in $QLOGDIR when that is set, else none). */
+  qlog?: import("../qlog.ts").QlogSink;
 }
 
 export const DEFAULT_VERSION = QUIC_V1;

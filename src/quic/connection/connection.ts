@@ -50,6 +50,7 @@ import {
   unprotectPacket,
   updatePacketKeys,
 } from "../packet-protection.ts";
+import { type QlogSink, qlogFromEnv } from "../qlog.ts";
 import { ReceivedPackets } from "../received-packets.ts";
 import type { CongestionController } from "../recovery/congestion-controller.ts";
 import { CubicController } from "../recovery/cubic.ts";
@@ -293,6 +294,8 @@ export class Connection {
   private firstPnInPhase = 0;
 
   private readonly undecryptable: { data: Uint8Array; level: SpaceId }[] = [];
+  /** qlog sink, when enabled (QLOGDIR or the qlog option). */
+  private readonly qlog: QlogSink | undefined;
   private readonly unprotected = createUnprotectedPacket();
   private now = 0;
 
@@ -398,6 +401,14 @@ export class Connection {
         provider: this.provider,
         keyLog: common.keyLog,
       });
+    }
+    this.qlog = common.qlog ?? qlogFromEnv(side, this.originalDcid);
+    if (this.qlog) {
+      this.qlog.connectionStarted(
+        { side, version: this.version, srcCid: this.initialScid, dstCid: this.dcid },
+        now,
+      );
+      this.qlog.parametersSet("local", this.localParams, now);
     }
   }
 
@@ -593,6 +604,14 @@ export class Connection {
   ): void {
     if (level === "early") return; // 0-RTT keys: issue #6
     const keys = derivePacketKeys(this.provider, aead, hash, secret, this.version);
+    if (this.qlog) {
+      const writer = direction === "write" ? this.side : this.isServer ? "client" : "server";
+      const kind = level === "handshake" ? "handshake" : "1rtt";
+      this.qlog.keyUpdated(
+        { keyType: `${writer}_${kind}_secret` as import("../qlog.ts").QlogKeyType, trigger: "tls" },
+        this.now,
+      );
+    }
     const space = this.spaces[level === "handshake" ? HANDSHAKE : APP];
     if (direction === "read") space.readKeys = keys;
     else space.writeKeys = keys;
@@ -623,6 +642,7 @@ export class Connection {
       this.isServer ? "client" : "server",
     );
     this.peerParams = p;
+    this.qlog?.parametersSet("remote", p, this.now);
     this.peerAckDelayExponent = p.ackDelayExponent ?? 3;
     this.loss.setMaxAckDelay(p.maxAckDelay ?? 25, this.now);
     this.peerMaxDatagramFrameSize = p.maxDatagramFrameSize ?? 0;
@@ -646,6 +666,7 @@ export class Connection {
 
   private onHandshakeComplete(): void {
     this.state = "established";
+    this.qlog?.connectionStateUpdated("handshake_complete", this.now);
     this.events.push({ type: "handshake-complete" });
     if (this.isServer) {
       // RFC 9001 §4.1.2: the server's handshake is confirmed when it completes; it sends HANDSHAKE_DONE.
@@ -661,6 +682,7 @@ export class Connection {
     // RFC 9001 §4.9.2: discard Handshake keys once the handshake is confirmed.
     this.discardSpace(HANDSHAKE);
     this.events.push({ type: "handshake-confirmed" });
+    this.qlog?.connectionStateUpdated("handshake_confirmed", this.now);
     // Give the peer room to migrate or rotate: fill its active_connection_id_limit (§5.1.1).
     const limit = Math.min(this.peerParams?.activeConnectionIdLimit ?? 2, 8);
     while (this.localCids.length < limit) this.issueLocalCid(true);
@@ -807,6 +829,7 @@ export class Connection {
     const start = this.unprotected.payloadOffset;
     const r = new ByteReader(datagram, start, start + payloadLength);
     let ackEliciting = false;
+    const qframes: Frame[] | undefined = this.qlog ? [] : undefined;
     if (payloadLength === 0)
       throw new QuicError(TransportErrorCode.PROTOCOL_VIOLATION, "packet without frames");
     while (!r.done) {
@@ -820,11 +843,16 @@ export class Connection {
         );
       }
       if (isAckEliciting(frame.kind)) ackEliciting = true;
+      qframes?.push(frame);
       this.onFrame(frame, spaceId, now);
       if (this.state === "draining" || this.state === "closed") return true;
     }
     space.received.onPacketReceived(pn, now, ackEliciting);
     this.resetIdleTimer(now);
+    this.qlog?.packetReceived(
+      { type: packetType, pn, size: h.packetEnd - h.packetStart, frames: qframes },
+      now,
+    );
     if (
       spaceId === APP &&
       this.isServer === false &&
@@ -1147,6 +1175,22 @@ export class Connection {
     if (result.persistentCongestion) this.cc.onPersistentCongestion(now);
     if (this.cc.ssthresh < ssthresh) this.counters.congestionEvents++;
     if (result.newlyAcked.length > 0) this.cc.onPacketsAcked(result.newlyAcked, now, this.loss.rtt);
+    if (this.qlog) {
+      const r = this.loss.rtt;
+      this.qlog.metricsUpdated(
+        {
+          cwnd: this.cc.window,
+          bytesInFlight: this.cc.bytesInFlight,
+          smoothedRtt: r.smoothedRtt,
+          minRtt: r.minRtt,
+          latestRtt: r.latestRtt,
+          rttVariance: r.rttvar,
+          ssthresh: this.cc.ssthresh,
+          ptoCount: this.loss.ptoCount,
+        },
+        now,
+      );
+    }
     if (spaceId === APP && !this.isServer && !this.handshakeConfirmed && result.newlyAcked.length > 0) {
       // RFC 9001 §4.1.2: an acknowledgment of a 1-RTT packet confirms the handshake too.
       this.confirmHandshake();
@@ -1190,6 +1234,14 @@ export class Connection {
 
   private onPacketLost(p: SentPacket<Sent[]>, spaceId: SpaceId): void {
     this.counters.packetsLost++;
+    this.qlog?.packetLost(
+      {
+        type: spaceId === INITIAL ? "initial" : spaceId === HANDSHAKE ? "handshake" : "1RTT",
+        pn: p.packetNumber,
+        trigger: "reordering_threshold",
+      },
+      this.now,
+    );
     for (const s of p.frames) {
       switch (s.k) {
         case "crypto":
@@ -1652,6 +1704,27 @@ export class Connection {
   private finishClose(): void {
     if (this.state === "closed") return;
     this.state = "closed";
+    if (this.qlog) {
+      const r = this.closeReason;
+      this.qlog.connectionClosed(
+        r?.kind === "application"
+          ? { owner: r.remote ? "remote" : "local", applicationCode: r.code, reason: r.reason }
+          : r?.kind === "transport"
+            ? { owner: r.remote ? "remote" : "local", connectionCode: r.code, reason: r.reason }
+            : {
+                owner: "local",
+                trigger:
+                  r?.kind === "stateless-reset"
+                    ? "stateless_reset"
+                    : r?.kind === "version-mismatch"
+                      ? "version_mismatch"
+                      : "idle_timeout",
+              },
+        this.now,
+      );
+      this.qlog.connectionStateUpdated("closed", this.now);
+      void this.qlog.close();
+    }
     this.events.push({ type: "closed", reason: this.closeReason ?? { kind: "idle-timeout" } });
   }
 
@@ -1841,6 +1914,7 @@ export class Connection {
           start: number;
           pnOffset: number;
           payloadEnd: number;
+          qframes?: Frame[] | undefined;
           space: SpaceId;
           pn: number;
           frames: Sent[];
@@ -1913,6 +1987,7 @@ export class Connection {
         start: number;
         pnOffset: number;
         payloadEnd: number;
+        qframes?: Frame[] | undefined;
         space: SpaceId;
         pn: number;
         frames: Sent[];
@@ -2018,7 +2093,17 @@ export class Connection {
     const minEnd = pnOffset + 4;
     if (w.pos < minEnd) w.writeZeros(minEnd - w.pos);
     space.nextPn++;
-    return { start: pos, pnOffset, payloadEnd: w.pos, space: id, pn, frames: sent, ackEliciting, long };
+    return {
+      start: pos,
+      pnOffset,
+      payloadEnd: w.pos,
+      space: id,
+      pn,
+      frames: sent,
+      ackEliciting,
+      long,
+      qframes: this.qlog ? frames : undefined,
+    };
   }
 
   /** Application-space frames after ACK: control frames, stream data, datagrams. */
@@ -2168,6 +2253,7 @@ export class Connection {
       start: number;
       pnOffset: number;
       payloadEnd: number;
+      qframes?: Frame[] | undefined;
       space: SpaceId;
       pn: number;
       frames: Sent[];
@@ -2192,6 +2278,10 @@ export class Connection {
     if (p.frames.some((f) => f.k === "ack")) space.received.onAckSent();
     this.counters.packetsSent++;
     if (p.ackEliciting) this.resetIdleTimerOnSend(now);
+    if (this.qlog) {
+      const type = p.space === INITIAL ? "initial" : p.space === HANDSHAKE ? "handshake" : "1RTT";
+      this.qlog.packetSent({ type, pn: p.pn, size, frames: p.qframes }, now);
+    }
   }
 
   private resetIdleTimerOnSend(now: number): void {

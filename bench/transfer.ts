@@ -1,0 +1,266 @@
+/**
+ * Bulk transfer on loopback, client and server in separate processes, side by side with real
+ * peers measured in the same run: one file downloaded over one stream (hq-interop).
+ *
+ *   npm run bench:transfer [-- --quick] [-- --no-write] [-- --size MB]
+ *
+ * Pairs: purequic → purequic, quinn → quinn, quic-go → quic-go, and the mixed pairs with quinn.
+ * Peers come from interop/peers/install.sh (skipped with a note when not built). Each figure is
+ * the median of the runs with min–max; the ratio column compares with quinn → quinn.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import {
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  type Bench,
+  type BenchOptions,
+  isMain,
+  machineInfo,
+  markdownTable,
+  parseBenchArgs,
+  writeBenchSection,
+} from "./harness.ts";
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
+const purequic = join(repo, "bin/purequic");
+
+function peersEnv(): Record<string, string> {
+  const file = join(process.env.PURQUIC_CACHE ?? join(repo, ".cache"), "interop/peers.env");
+  const env: Record<string, string> = {};
+  if (!existsSync(file)) return env;
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    const m = /^(\w+)='?([^']*)'?$/.exec(line.trim());
+    if (m) env[m[1]] = m[2];
+  }
+  return env;
+}
+
+interface Side {
+  name: string;
+  server?: (cert: string, key: string, root: string) => [string, string[], RegExp];
+  client?: (port: number, cert: string, out: string, file: string) => [string, string[]];
+}
+
+function sides(peers: Record<string, string>): Side[] {
+  const list: Side[] = [
+    {
+      name: "purequic",
+      server: (cert, key, root) => [
+        purequic,
+        ["server", "--listen", "127.0.0.1:0", "--cert", cert, "--key", key, "--root", root],
+        /listening on udp [\d.]+:(\d+)/,
+      ],
+      client: (port, cert, out, file) => [
+        purequic,
+        ["get", "-q", "--ca", cert, "--output", out, `https://localhost:${port}/${file}`],
+      ],
+    },
+  ];
+  for (const [name, bin] of [
+    ["quinn", peers.QUINN_PEER],
+    ["quic-go", peers.QUICGO_PEER],
+  ] as const) {
+    if (!bin || !existsSync(bin)) continue;
+    list.push({
+      name,
+      server: (cert, key, root) => [
+        bin,
+        ["server", "--listen", "127.0.0.1:0", "--cert", cert, "--key", key, "--root", root],
+        /listening on [\d.]+:(\d+)/,
+      ],
+      client: (port, cert, out, file) => [
+        bin,
+        [
+          "client",
+          "--ca",
+          cert,
+          "--server-name",
+          "localhost",
+          "--output",
+          out,
+          `https://127.0.0.1:${port}/${file}`,
+        ],
+      ],
+    });
+  }
+  return list;
+}
+
+function startServer(
+  cmd: string,
+  args: string[],
+  ready: RegExp,
+): Promise<{ child: ChildProcess; port: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`${cmd} did not start`)), 20_000);
+    const on = (d: Buffer) => {
+      out += d;
+      const m = ready.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, port: Number(m[1]) });
+      }
+    };
+    child.stdout?.on("data", on);
+    child.stderr?.on("data", on);
+    child.on("exit", (code) => reject(new Error(`${cmd} exited ${code}: ${out.slice(-300)}`)));
+  });
+}
+
+/** Runs the client; returns wall seconds and CPU seconds of the client process. */
+function runClient(cmd: string, args: string[]): Promise<{ seconds: number; cpu: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const timed = existsSync("/usr/bin/time");
+    const child = timed
+      ? spawn("/usr/bin/time", ["-f", "CPU %U %S", cmd, ...args], { stdio: ["ignore", "pipe", "pipe"] })
+      : spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    child.stderr?.on("data", (d) => (err += d));
+    child.stdout?.on("data", () => {});
+    const timer = setTimeout(() => child.kill("SIGKILL"), 300_000);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      const seconds = (performance.now() - t0) / 1000;
+      const m = /CPU ([\d.]+) ([\d.]+)/.exec(err);
+      if (code !== 0) reject(new Error(`client exited ${code}: ${err.slice(-300)}`));
+      else resolve({ seconds, cpu: m ? Number(m[1]) + Number(m[2]) : Number.NaN });
+    });
+  });
+}
+
+async function sha256File(file: string): Promise<string> {
+  const h = createHash("sha256");
+  for await (const c of createReadStream(file)) h.update(c as Buffer);
+  return h.digest("hex");
+}
+
+const median = (v: number[]) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+export const transferBench: Bench = {
+  name: "transfer",
+  async run(opts: BenchOptions): Promise<void> {
+    const sizeArg = process.argv.indexOf("--size");
+    const mb = sizeArg > 0 ? Number(process.argv[sizeArg + 1]) : opts.quick ? 10 : 100;
+    const runs = opts.quick ? 1 : 3;
+    const work = mkdtempSync(join(tmpdir(), "purequic-bench-"));
+    const root = join(work, "www");
+    mkdirSync(root);
+    const file = "bulk.bin";
+    const data = randomBytes(mb * 1024 * 1024);
+    writeFileSync(join(root, file), data);
+    const expected = createHash("sha256").update(data).digest("hex");
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-addext",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        "-days",
+        "10",
+        "-nodes",
+        "-keyout",
+        join(work, "key.pem"),
+        "-out",
+        join(work, "cert.pem"),
+        "-subj",
+        "/CN=localhost",
+      ],
+      { stdio: "ignore" },
+    );
+    const cert = join(work, "cert.pem");
+    const key = join(work, "key.pem");
+    const all = sides(peersEnv());
+    const byName = new Map(all.map((s) => [s.name, s]));
+    const pairs: [string, string][] = [
+      ["purequic", "purequic"],
+      ["quinn", "quinn"],
+      ["quic-go", "quic-go"],
+      ["purequic", "quinn"],
+      ["quinn", "purequic"],
+    ];
+    const machine = machineInfo();
+    const results: { client: string; server: string; mbits: number[]; cpu: number[]; error?: string }[] = [];
+    // Interleave runs across pairs so machine noise spreads evenly.
+    for (const [c, s] of pairs)
+      if (byName.has(c) && byName.has(s)) results.push({ client: c, server: s, mbits: [], cpu: [] });
+    for (let r = 0; r < runs; r++) {
+      for (const res of results) {
+        if (res.error) continue;
+        const srv = byName.get(res.server)!.server!(cert, key, root);
+        let child: ChildProcess | undefined;
+        try {
+          const started = await startServer(...srv);
+          child = started.child;
+          const out = join(work, `dl-${res.client}-${res.server}-${r}`);
+          mkdirSync(out);
+          const [cmd, args] = byName.get(res.client)!.client!(started.port, cert, out, file);
+          const t = await runClient(cmd, args);
+          const got = await sha256File(join(out, file));
+          if (got !== expected) throw new Error("downloaded file differs");
+          res.mbits.push((data.length * 8) / 1e6 / t.seconds);
+          res.cpu.push(t.cpu / (data.length / 1e9));
+          rmSync(out, { recursive: true, force: true });
+        } catch (err) {
+          res.error = (err as Error).message.split("\n")[0];
+        } finally {
+          child?.kill("SIGKILL");
+        }
+      }
+    }
+    rmSync(work, { recursive: true, force: true });
+    const base = results.find((r) => r.client === "quinn" && r.server === "quinn");
+    const baseMedian = base && base.mbits.length ? median(base.mbits) : Number.NaN;
+    const rows = results.map((r) =>
+      r.error || r.mbits.length === 0
+        ? [`${r.client} ← ${r.server}`, "failed", "", "", "", r.error ?? ""]
+        : [
+            `${r.client} ← ${r.server}`,
+            median(r.mbits).toFixed(0),
+            `${Math.min(...r.mbits).toFixed(0)}–${Math.max(...r.mbits).toFixed(0)}`,
+            Number.isFinite(baseMedian) ? `${(median(r.mbits) / baseMedian).toFixed(2)}×` : "",
+            Number.isFinite(median(r.cpu)) ? median(r.cpu).toFixed(1) : "",
+            "",
+          ],
+    );
+    const text = markdownTable(
+      ["client ← server", "Mbit/s (median)", "min–max", "vs quinn", "client CPU s/GB", "note"],
+      rows,
+      ["left", "right", "right", "right", "right", "left"],
+    );
+    console.log(`\n${text}\n`);
+    if (opts.write) {
+      const head =
+        `Measured ${machine.date} on ${machine.cpu} (${machine.cores} logical cores), Node ${machine.node}, load average ${machine.load.toFixed(2)} at start. ` +
+        `${mb} MiB file over one stream (hq-interop), client and server in separate processes on 127.0.0.1, ` +
+        `${runs} run(s) per pair, interleaved; SHA-256 checked. Wall time of the client process (includes its start-up and handshake).`;
+      writeBenchSection("transfer", `${head}\n\n${text}`, "Bulk transfer (`npm run bench:transfer`)");
+      console.log("written to docs/BENCHMARKS.md");
+    }
+  },
+};
+
+if (isMain(import.meta.url)) await transferBench.run(parseBenchArgs());
