@@ -56,6 +56,7 @@ import type { CongestionController } from "../recovery/congestion-controller.ts"
 import { CubicController } from "../recovery/cubic.ts";
 import { LossDetection, type PacketNumberSpace } from "../recovery/loss-detection.ts";
 import { NewRenoController } from "../recovery/new-reno.ts";
+import { Pacer } from "../recovery/pacer.ts";
 import { SentPacket } from "../recovery/sent-packet.ts";
 import { ReceiveFlowControl, SendFlowControl } from "../streams/flow-control.ts";
 import { CryptoReceiveBuffer } from "../streams/receive-buffer.ts";
@@ -219,6 +220,9 @@ export class Connection {
   private readonly spaces: [PacketSpace, PacketSpace, PacketSpace];
   private readonly loss: LossDetection<Sent[]>;
   private readonly cc: CongestionController;
+  /** RFC 9002 §7.7 pacing of ack-eliciting packets; ACK-only packets are not paced. */
+  private readonly pacer: Pacer;
+  private pacingDeadline = Number.POSITIVE_INFINITY;
   private readonly maxDatagram: number;
 
   // Connection IDs (RFC 9000 §5.1).
@@ -340,6 +344,7 @@ export class Connection {
       this.config.congestionControl === "newreno"
         ? new NewRenoController(this.maxDatagram)
         : new CubicController(this.maxDatagram);
+    this.pacer = new Pacer({ maxDatagramSize: this.maxDatagram });
     this.recvFlow = new ReceiveFlowControl({
       window: this.config.connectionReceiveWindow,
       maxWindow: this.config.maxConnectionReceiveWindow,
@@ -1175,6 +1180,7 @@ export class Connection {
     if (result.persistentCongestion) this.cc.onPersistentCongestion(now);
     if (this.cc.ssthresh < ssthresh) this.counters.congestionEvents++;
     if (result.newlyAcked.length > 0) this.cc.onPacketsAcked(result.newlyAcked, now, this.loss.rtt);
+    this.pacer.update(now, this.cc.window, this.loss.rtt.smoothedRtt);
     if (this.qlog) {
       const r = this.loss.rtt;
       this.qlog.metricsUpdated(
@@ -1748,7 +1754,7 @@ export class Connection {
   nextTimeout(): number | undefined {
     if (this.state === "closed") return undefined;
     if (this.state === "closing" || this.state === "draining") return this.closeDeadline;
-    let t = Math.min(this.idleDeadline, this.prevReadDiscardAt);
+    let t = Math.min(this.idleDeadline, this.prevReadDiscardAt, this.pacingDeadline);
     const lossTimer = this.loss.getLossDetectionTimer();
     if (lossTimer !== undefined && lossTimer < t) t = lossTimer;
     for (const space of this.spaces) {
@@ -1774,6 +1780,7 @@ export class Connection {
       this.finishClose();
       return;
     }
+    if (now >= this.pacingDeadline) this.pacingDeadline = Number.POSITIVE_INFINITY;
     if (now >= this.prevReadDiscardAt) {
       this.prevReadKeys = undefined;
       this.prevReadDiscardAt = Number.POSITIVE_INFINITY;
@@ -1905,6 +1912,10 @@ export class Connection {
     const amp = this.amplificationBudget();
     if (amp < 60) return null;
     const limit = Math.min(this.maxDatagram, amp);
+    // Pacing: until the bucket holds a datagram's worth, only ACKs (and probes) go out.
+    const pacedUntil = this.pacer.nextSendTime(now, this.maxDatagram);
+    const paced = pacedUntil > now;
+    this.pacingDeadline = paced ? pacedUntil : Number.POSITIVE_INFINITY;
     const buf = new Uint8Array(this.maxDatagram);
     let pos = 0;
     let hasInitial = false;
@@ -1940,7 +1951,7 @@ export class Connection {
       }
       const room = limit - pos;
       if (room < 40) break;
-      const congestionRoom = space.probes > 0 ? Number.POSITIVE_INFINITY : probeOrCc();
+      const congestionRoom = space.probes > 0 ? Number.POSITIVE_INFINITY : paced ? 0 : probeOrCc();
       const packet = this.buildPacket(buf, pos, id, limit, congestionRoom, now);
       if (!packet) continue;
       if (lastPacket) this.sealPacket(buf, lastPacket, now);
@@ -2275,6 +2286,7 @@ export class Connection {
     const packet = new SentPacket<Sent[]>(p.pn, now, size, p.ackEliciting, inFlight, p.frames);
     this.loss.onPacketSent(p.space as PacketNumberSpace, packet);
     if (inFlight) this.cc.onPacketSent(size, now);
+    if (p.ackEliciting) this.pacer.onSend(now, size);
     if (p.frames.some((f) => f.k === "ack")) space.received.onAckSent();
     this.counters.packetsSent++;
     if (p.ackEliciting) this.resetIdleTimerOnSend(now);

@@ -20,6 +20,9 @@ export interface PacerOptions {
   gain?: number;
 }
 
+/** How coarse the caller's timers are, in milliseconds (see {@link Pacer.capacity}). */
+const TIMER_GRANULARITY_MS = 2;
+
 export class Pacer {
   private mss: number;
   private readonly burstPackets: number;
@@ -38,9 +41,15 @@ export class Pacer {
     this.tokens = this.capacity;
   }
 
-  /** Bucket capacity in bytes: the burst, at most the initial window, at least one datagram. */
+  /**
+   * Bucket capacity in bytes: the burst, at most the initial window, at least one datagram — and
+   * at least what the rate earns in two milliseconds: an event loop's timers fire at ~1 ms
+   * granularity, so a smaller bucket would cap the rate at burst/ms (≈ 100 Mbit/s for 10 packets)
+   * however large the window (quinn sizes its pacing bursts the same way).
+   */
   get capacity(): number {
-    return Math.max(this.mss, Math.min(this.burstPackets * this.mss, initialWindow(this.mss)));
+    const burst = Math.max(this.mss, Math.min(this.burstPackets * this.mss, initialWindow(this.mss)));
+    return Number.isFinite(this.bytesPerMs) ? Math.max(burst, this.bytesPerMs * TIMER_GRANULARITY_MS) : burst;
   }
 
   /** Current rate in bytes/ms. */
