@@ -47,12 +47,25 @@ async function fetchOne(
     await send.write(new TextEncoder().encode(`GET ${url.pathname}\r\n`));
     void send.finish().catch(() => {});
     const out = createWriteStream(file);
+    // Stream chunks are packet-sized: gather them into larger writes (fewer syscalls).
+    let pending: Uint8Array[] = [];
+    let pendingBytes = 0;
+    const flush = async () => {
+      if (pendingBytes === 0) return;
+      const block = Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+      if (!out.write(block)) await new Promise<void>((r) => out.once("drain", () => r()));
+    };
     try {
       for await (const chunk of recv) {
         result.bytes += chunk.length;
         onBytes(chunk.length);
-        if (!out.write(chunk)) await new Promise<void>((r) => out.once("drain", () => r()));
+        pending.push(chunk.slice());
+        pendingBytes += chunk.length;
+        if (pendingBytes >= 256 * 1024) await flush();
       }
+      await flush();
     } finally {
       await new Promise<void>((resolve, reject) =>
         out.end((err?: Error | null) => (err ? reject(err) : resolve())),

@@ -198,6 +198,8 @@ const MIN_INITIAL_DATAGRAM = 1200;
 const TAG = 16;
 const MAX_BUFFERED_UNDECRYPTABLE = 16;
 const EMPTY = new Uint8Array(0);
+const EMPTY_FRAMES: Frame[] = [];
+const EMPTY_SENT: Sent[] = [];
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
@@ -216,6 +218,9 @@ export class Connection {
   private state: State = "handshake";
   private closeReason: ConnectionCloseReason | undefined;
   private readonly events: ConnectionEvent[] = [];
+  private readonly readablePending = new Set<number>();
+  /** Where datagrams are assembled; the caller gets a right-sized copy. */
+  private scratch = new Uint8Array(0);
 
   private readonly spaces: [PacketSpace, PacketSpace, PacketSpace];
   private readonly loss: LossDetection<Sent[]>;
@@ -516,7 +521,9 @@ export class Connection {
   }
 
   pollEvent(): ConnectionEvent | undefined {
-    return this.events.shift();
+    const e = this.events.shift();
+    if (e?.type === "stream-readable") this.readablePending.delete(e.streamId);
+    return e;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1453,7 +1460,11 @@ export class Connection {
     const before = s.recv.buffer.readable;
     s.recv.buffer.insert(offset, data, fin, FrameType.STREAM);
     if (s.recv.buffer.readable > before || (s.recv.buffer.finished && s.recv.buffer.readable === 0)) {
-      this.events.push({ type: "stream-readable", streamId: id });
+      // One pending "readable" event per stream is enough (not one per packet).
+      if (!this.readablePending.has(id)) {
+        this.readablePending.add(id);
+        this.events.push({ type: "stream-readable", streamId: id });
+      }
     }
     if (s.recv.buffer.allReceived) s.state.recv?.onAllDataReceived();
   }
@@ -1916,7 +1927,8 @@ export class Connection {
     const pacedUntil = this.pacer.nextSendTime(now, this.maxDatagram);
     const paced = pacedUntil > now;
     this.pacingDeadline = paced ? pacedUntil : Number.POSITIVE_INFINITY;
-    const buf = new Uint8Array(this.maxDatagram);
+    if (this.scratch.length < this.maxDatagram) this.scratch = new Uint8Array(this.maxDatagram);
+    const buf = this.scratch;
     let pos = 0;
     let hasInitial = false;
     let ackElicitingInitial = false;
@@ -1933,10 +1945,6 @@ export class Connection {
           long: boolean;
         }
       | undefined;
-    const probeOrCc = (): number => {
-      const cwndRoom = this.cc.window - this.cc.bytesInFlight;
-      return cwndRoom;
-    };
     for (const id of [INITIAL, HANDSHAKE, APP] as const) {
       const space = this.spaces[id];
       if (!space.hasKeys) continue;
@@ -1951,7 +1959,8 @@ export class Connection {
       }
       const room = limit - pos;
       if (room < 40) break;
-      const congestionRoom = space.probes > 0 ? Number.POSITIVE_INFINITY : paced ? 0 : probeOrCc();
+      const congestionRoom =
+        space.probes > 0 ? Number.POSITIVE_INFINITY : paced ? 0 : this.cc.window - this.cc.bytesInFlight;
       const packet = this.buildPacket(buf, pos, id, limit, congestionRoom, now);
       if (!packet) continue;
       if (lastPacket) this.sealPacket(buf, lastPacket, now);
@@ -1979,7 +1988,7 @@ export class Connection {
       this.discardSpace(INITIAL);
     this.bytesSent += pos;
     this.counters.bytesSent += pos;
-    return buf.subarray(0, pos);
+    return buf.slice(0, pos);
   }
 
   /**
@@ -2119,30 +2128,26 @@ export class Connection {
 
   /** Application-space frames after ACK: control frames, stream data, datagrams. */
   private addAppFrames(frames: Frame[], sent: Sent[], room: number, now: number): number {
-    const push = (f: Frame, s: Sent | undefined): boolean => {
-      const size = frameSize(f);
-      if (size > room) return false;
-      frames.push(f);
-      if (s) sent.push(s);
-      room -= size;
-      return true;
-    };
+    this.room = room;
+    this.roomFrames = frames;
+    this.roomSent = sent;
+    const push = this.pushFrame;
     if (this.handshakeDonePending && this.isServer) {
-      if (push({ kind: "handshake_done" }, { k: "handshake_done" })) this.handshakeDonePending = false;
+      if (push.call(this, { kind: "handshake_done" }, { k: "handshake_done" })) this.handshakeDonePending = false;
     }
     while (this.pathResponses.length > 0) {
-      if (!push({ kind: "path_response", data: this.pathResponses[0] }, undefined)) break;
+      if (!push.call(this, { kind: "path_response", data: this.pathResponses[0] }, undefined)) break;
       this.pathResponses.shift();
     }
     if (this.maxDataPending || this.recvFlow.shouldSendUpdate()) {
       const limit = this.recvFlow.takeUpdate(now, this.loss.rtt.smoothedRtt);
-      if (push({ kind: "max_data", maximum: limit }, { k: "max_data" })) this.maxDataPending = false;
+      if (push.call(this, { kind: "max_data", maximum: limit }, { k: "max_data" })) this.maxDataPending = false;
     }
     for (const bidi of [true, false]) {
       const pending = bidi ? this.maxStreamsBidiPending : this.maxStreamsUniPending;
       if (!pending) continue;
       const ids = bidi ? this.remoteBidi : this.remoteUni;
-      if (push({ kind: "max_streams", bidi, maximum: ids.limit }, { k: "max_streams", bidi })) {
+      if (push.call(this, { kind: "max_streams", bidi, maximum: ids.limit }, { k: "max_streams", bidi })) {
         if (bidi) this.maxStreamsBidiPending = false;
         else this.maxStreamsUniPending = false;
       }
@@ -2156,12 +2161,12 @@ export class Connection {
         connectionId: c.cid,
         statelessResetToken: c.resetToken,
       };
-      if (!push(f, { k: "new_cid", seq: c.seq })) break;
+      if (!push.call(this, f, { k: "new_cid", seq: c.seq })) break;
       c.pending = false;
     }
     while (this.retireCids.length > 0) {
       const seq = this.retireCids[0];
-      if (!push({ kind: "retire_connection_id", sequence: seq }, { k: "retire_cid", seq })) break;
+      if (!push.call(this, { kind: "retire_connection_id", sequence: seq }, { k: "retire_cid", seq })) break;
       this.retireCids.shift();
     }
     for (const id of this.controlStreams) {
@@ -2177,36 +2182,36 @@ export class Connection {
           errorCode: s.send.resetCode!,
           finalSize: s.send.buffer.finalSize >= 0 ? s.send.buffer.finalSize : s.send.buffer.sentOffset,
         };
-        if (!push(f, { k: "reset", id })) break;
+        if (!push.call(this, f, { k: "reset", id })) break;
         s.send.resetPending = false;
         s.state.send?.onResetSent();
       }
       if (s.recv?.stopPending) {
-        if (!push({ kind: "stop_sending", streamId: id, errorCode: s.recv.stopCode! }, { k: "stop", id }))
+        if (!push.call(this, { kind: "stop_sending", streamId: id, errorCode: s.recv.stopCode! }, { k: "stop", id }))
           break;
         s.recv.stopPending = false;
       }
       if (s.recv?.maxStreamDataPending) {
         const limit = s.recv.flow.takeUpdate(now, this.loss.rtt.smoothedRtt);
-        if (!push({ kind: "max_stream_data", streamId: id, maximum: limit }, { k: "max_stream_data", id }))
+        if (!push.call(this, { kind: "max_stream_data", streamId: id, maximum: limit }, { k: "max_stream_data", id }))
           break;
         s.recv.maxStreamDataPending = false;
       }
       this.controlStreams.delete(id);
     }
-    if (this.pingPending && push({ kind: "ping" }, { k: "ping" })) this.pingPending = false;
+    if (this.pingPending && push.call(this, { kind: "ping" }, { k: "ping" })) this.pingPending = false;
 
     // Datagrams (RFC 9221): before stream data, they are latency-sensitive.
     while (this.outgoingDatagrams.length > 0) {
       const d = this.outgoingDatagrams[0];
-      if (d.length + 3 > room) break;
-      push({ kind: "datagram", data: d }, undefined);
+      if (d.length + 3 > this.room) break;
+      push.call(this, { kind: "datagram", data: d }, undefined);
       this.outgoingDatagrams.shift();
     }
 
     // Stream data by the scheduler's order.
     let guard = 0;
-    while (room > 8 && guard++ < 64) {
+    while (this.room > 8 && guard++ < 64) {
       const id = this.scheduler.next();
       if (id < 0) break;
       const s = this.streams.get(id);
@@ -2220,9 +2225,9 @@ export class Connection {
       const overhead = streamFrameOverhead(
         id,
         Math.max(send.buffer.sentOffset, 1 << 30),
-        Math.min(room, 1 << 14),
+        Math.min(this.room, 1 << 14),
       );
-      const maxBytes = room - overhead;
+      const maxBytes = this.room - overhead;
       if (maxBytes <= 0) break;
       const chunk = send.buffer.nextChunk(maxBytes, streamLimit);
       if (!chunk) {
@@ -2239,7 +2244,7 @@ export class Connection {
         data: chunk.data,
         fin: chunk.fin,
       };
-      if (!push(f, { k: "stream", id, offset: chunk.offset, length: chunk.data.length, fin: chunk.fin })) {
+      if (!push.call(this, f, { k: "stream", id, offset: chunk.offset, length: chunk.data.length, fin: chunk.fin })) {
         send.buffer.onLost(chunk.offset, chunk.data.length, chunk.fin);
         break;
       }
@@ -2255,8 +2260,24 @@ export class Connection {
       this.scheduler.onSent(id, chunk.data.length);
       if (!send.buffer.hasDataToSend(send.flow.limit)) this.scheduler.setActive(id, false);
     }
-    return room;
+    this.roomFrames = EMPTY_FRAMES;
+    this.roomSent = EMPTY_SENT;
+    return this.room;
   }
+  /** Scratch state of addAppFrames (no closure per packet). */
+  private room = 0;
+  private roomFrames: Frame[] = EMPTY_FRAMES;
+  private roomSent: Sent[] = EMPTY_SENT;
+
+  private pushFrame(f: Frame, s: Sent | undefined): boolean {
+    const size = frameSize(f);
+    if (size > this.room) return false;
+    this.roomFrames.push(f);
+    if (s) this.roomSent.push(s);
+    this.room -= size;
+    return true;
+  }
+
 
   private sealPacket(
     buf: Uint8Array,
