@@ -178,3 +178,80 @@ describe("endpoint", () => {
     }
   });
 });
+
+describe("endpoint answers an unknown version", () => {
+  it("with Version Negotiation, even for empty connection IDs (the interop runner's WAIT probe)", async () => {
+    server = await listen({ host: "127.0.0.1", port: 0, alpn: ["x"] });
+    const dgram = await import("node:dgram");
+    const sock = dgram.createSocket("udp4");
+    const probe = new Uint8Array(1200 + 7);
+    probe.set([0xc0, 0x57, 0x41, 0x49, 0x54, 0x00, 0x00]); // long header, version "WAIT", DCID/SCID empty
+    const reply = await new Promise<Buffer>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("no Version Negotiation within 2 s")), 2000);
+      sock.once("message", (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      });
+      sock.send(probe, server!.address.port, "127.0.0.1");
+    });
+    sock.close();
+    expect(reply[0] & 0x80).toBe(0x80);
+    expect(reply.readUInt32BE(1)).toBe(0); // version 0: Version Negotiation
+    expect(reply[5]).toBe(0); // DCID length (the probe's empty SCID)
+    expect(reply[6]).toBe(0); // SCID length
+    const versions = [];
+    for (let i = 7; i + 4 <= reply.length; i += 4) versions.push(reply.readUInt32BE(i));
+    expect(versions).toContain(0x00000001);
+    expect(versions).toContain(0x6b3343cf);
+  });
+});
+
+describe("backpressure", () => {
+  it("a reader that does not read stops the writer after a bounded amount", async () => {
+    server = await listen({ host: "127.0.0.1", port: 0, alpn: ["bp"] });
+    const s = server;
+    let accepted: import("../src/quic/api.ts").BiStream | null = null;
+    void (async () => {
+      const conn = await s.accept();
+      accepted = (await conn?.acceptBi()) ?? null; // never read
+    })();
+    const c = await connect({ host: "127.0.0.1", port: s.address.port, alpn: ["bp"], insecure: true });
+    const { send } = await c.openBi();
+    const chunk = new Uint8Array(64 * 1024);
+    let written = 0;
+    const writer = (async () => {
+      for (;;) {
+        await send.write(chunk);
+        written += chunk.length;
+      }
+    })();
+    writer.catch(() => {});
+    await new Promise((r) => setTimeout(r, 1500));
+    // Flow control (1 MiB stream window) plus the writer's high-water mark (1 MiB) bound it.
+    expect(written).toBeGreaterThan(512 * 1024);
+    expect(written).toBeLessThan(4 * 1024 * 1024);
+    expect(c.conn.bufferedAmount(send.id)).toBeLessThanOrEqual(2 * 1024 * 1024);
+    expect(accepted).not.toBeNull();
+    await c.close();
+  });
+
+  it("WHATWG readable/writable adapters carry a stream end to end", async () => {
+    server = await listen({ host: "127.0.0.1", port: 0, alpn: ["w"] });
+    const s = server;
+    void (async () => {
+      const conn = await s.accept();
+      const bi = await conn?.acceptBi();
+      if (bi) await bi.recv.readable.pipeTo(bi.send.writable);
+    })();
+    const c = await connect({ host: "127.0.0.1", port: s.address.port, alpn: ["w"], insecure: true });
+    const { send, recv } = await c.openBi();
+    const w = send.writable.getWriter();
+    await w.write(new TextEncoder().encode("whatwg "));
+    await w.write(new TextEncoder().encode("streams"));
+    await w.close();
+    let text = "";
+    for await (const chunk of recv.readable) text += new TextDecoder().decode(chunk);
+    expect(text).toBe("whatwg streams");
+    await c.close();
+  });
+});
