@@ -8,20 +8,12 @@
  * Peers come from interop/peers/install.sh (skipped with a note when not built). Each figure is
  * the median of the runs with min–max; the ratio column compares with quinn → quinn.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import {
-  createReadStream,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { makeTestCertificate, peersEnv, purequicBin as purequic, startUntil } from "../interop/lib.ts";
 import {
   type Bench,
   type BenchOptions,
@@ -31,20 +23,6 @@ import {
   parseBenchArgs,
   writeBenchSection,
 } from "./harness.ts";
-
-const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
-const purequic = join(repo, "bin/purequic");
-
-function peersEnv(): Record<string, string> {
-  const file = join(process.env.PURQUIC_CACHE ?? join(repo, ".cache"), "interop/peers.env");
-  const env: Record<string, string> = {};
-  if (!existsSync(file)) return env;
-  for (const line of readFileSync(file, "utf8").split("\n")) {
-    const m = /^(\w+)='?([^']*)'?$/.exec(line.trim());
-    if (m) env[m[1]] = m[2];
-  }
-  return env;
-}
 
 interface Side {
   name: string;
@@ -102,22 +80,7 @@ function startServer(
   args: string[],
   ready: RegExp,
 ): Promise<{ child: ChildProcess; port: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    const timer = setTimeout(() => reject(new Error(`${cmd} did not start`)), 20_000);
-    const on = (d: Buffer) => {
-      out += d;
-      const m = ready.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, port: Number(m[1]) });
-      }
-    };
-    child.stdout?.on("data", on);
-    child.stderr?.on("data", on);
-    child.on("exit", (code) => reject(new Error(`${cmd} exited ${code}: ${out.slice(-300)}`)));
-  });
+  return startUntil(cmd, args, ready).then((r) => ({ child: r.child, port: Number(r.match[1]) }));
 }
 
 /** Runs the client; returns wall seconds and CPU seconds of the client process. */
@@ -166,33 +129,7 @@ export const transferBench: Bench = {
     const data = randomBytes(mb * 1024 * 1024);
     writeFileSync(join(root, file), data);
     const expected = createHash("sha256").update(data).digest("hex");
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-days",
-        "10",
-        "-nodes",
-        "-keyout",
-        join(work, "key.pem"),
-        "-out",
-        join(work, "cert.pem"),
-        "-subj",
-        "/CN=localhost",
-      ],
-      { stdio: "ignore" },
-    );
-    const cert = join(work, "cert.pem");
-    const key = join(work, "key.pem");
+    const { cert, key } = makeTestCertificate(work);
     const all = sides(peersEnv());
     const byName = new Map(all.map((s) => [s.name, s]));
     const pairs: [string, string][] = [
@@ -233,7 +170,7 @@ export const transferBench: Bench = {
     }
     rmSync(work, { recursive: true, force: true });
     const base = results.find((r) => r.client === "quinn" && r.server === "quinn");
-    const baseMedian = base && base.mbits.length ? median(base.mbits) : Number.NaN;
+    const baseMedian = base?.mbits.length ? median(base.mbits) : Number.NaN;
     const rows = results.map((r) =>
       r.error || r.mbits.length === 0
         ? [`${r.client} ← ${r.server}`, "failed", "", "", "", r.error ?? ""]

@@ -8,31 +8,20 @@
  *
  *   npx tsx interop/smoke.ts [--size BYTES] [--no-write]
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 
-const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
-const purequic = join(repo, "bin/purequic");
+import { makeTestCertificate, peersEnv, purequicBin as purequic, repo, startUntil } from "./lib.ts";
+
 const { values } = parseArgs({ options: { size: { type: "string" }, "no-write": { type: "boolean" } } });
 const size = Number(values.size ?? 10 * 1024 * 1024);
 
-function peersEnv(): Record<string, string> {
-  const file = join(process.env.PURQUIC_CACHE ?? join(repo, ".cache"), "interop/peers.env");
-  if (!existsSync(file)) throw new Error(`${file} missing: run interop/peers/install.sh first`);
-  const env: Record<string, string> = {};
-  for (const line of readFileSync(file, "utf8").split("\n")) {
-    const m = /^(\w+)='?([^']*)'?$/.exec(line.trim());
-    if (m) env[m[1]] = m[2];
-  }
-  return env;
-}
-
 const peers = peersEnv();
+if (!peers.QUINN_PEER) throw new Error("peers not built: run interop/peers/install.sh first");
 const work = mkdtempSync(join(tmpdir(), "purequic-interop-"));
 const www = join(work, "www");
 mkdirSync(www);
@@ -44,33 +33,7 @@ const expected: Record<string, string> = {
   "big.bin": sha(big),
   "small.txt": sha(readFileSync(join(www, "small.txt"))),
 };
-execFileSync(
-  "openssl",
-  [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-addext",
-    "basicConstraints=critical,CA:FALSE",
-    "-addext",
-    "subjectAltName=DNS:localhost,IP:127.0.0.1",
-    "-days",
-    "10",
-    "-nodes",
-    "-keyout",
-    join(work, "key.pem"),
-    "-out",
-    join(work, "cert.pem"),
-    "-subj",
-    "/CN=localhost",
-  ],
-  { stdio: "ignore" },
-);
-const cert = join(work, "cert.pem");
-const key = join(work, "key.pem");
+const { cert, key } = makeTestCertificate(work);
 
 interface Row {
   peer: string;
@@ -81,33 +44,11 @@ interface Row {
 const rows: Row[] = [];
 const children: ChildProcess[] = [];
 
-function start(
-  cmd: string,
-  args: string[],
-  readyPattern: RegExp,
-  timeoutMs = 15_000,
-): Promise<{ child: ChildProcess; match: RegExpMatchArray; output: () => string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    children.push(child);
-    let out = "";
-    const timer = setTimeout(() => reject(new Error(`${cmd} did not start: ${out.slice(-500)}`)), timeoutMs);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = readyPattern.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, match: m, output: () => out });
-      }
-    };
-    child.stdout?.on("data", onData);
-    child.stderr?.on("data", onData);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${cmd} exited with ${code}: ${out.slice(-500)}`));
-    });
+const start = (cmd: string, args: string[], ready: RegExp) =>
+  startUntil(cmd, args, ready).then((r) => {
+    children.push(r.child);
+    return r;
   });
-}
 
 function run(
   cmd: string,
