@@ -2133,7 +2133,8 @@ export class Connection {
     this.roomSent = sent;
     const push = this.pushFrame;
     if (this.handshakeDonePending && this.isServer) {
-      if (push.call(this, { kind: "handshake_done" }, { k: "handshake_done" })) this.handshakeDonePending = false;
+      if (push.call(this, { kind: "handshake_done" }, { k: "handshake_done" }))
+        this.handshakeDonePending = false;
     }
     while (this.pathResponses.length > 0) {
       if (!push.call(this, { kind: "path_response", data: this.pathResponses[0] }, undefined)) break;
@@ -2141,7 +2142,8 @@ export class Connection {
     }
     if (this.maxDataPending || this.recvFlow.shouldSendUpdate()) {
       const limit = this.recvFlow.takeUpdate(now, this.loss.rtt.smoothedRtt);
-      if (push.call(this, { kind: "max_data", maximum: limit }, { k: "max_data" })) this.maxDataPending = false;
+      if (push.call(this, { kind: "max_data", maximum: limit }, { k: "max_data" }))
+        this.maxDataPending = false;
     }
     for (const bidi of [true, false]) {
       const pending = bidi ? this.maxStreamsBidiPending : this.maxStreamsUniPending;
@@ -2187,13 +2189,25 @@ export class Connection {
         s.state.send?.onResetSent();
       }
       if (s.recv?.stopPending) {
-        if (!push.call(this, { kind: "stop_sending", streamId: id, errorCode: s.recv.stopCode! }, { k: "stop", id }))
+        if (
+          !push.call(
+            this,
+            { kind: "stop_sending", streamId: id, errorCode: s.recv.stopCode! },
+            { k: "stop", id },
+          )
+        )
           break;
         s.recv.stopPending = false;
       }
       if (s.recv?.maxStreamDataPending) {
         const limit = s.recv.flow.takeUpdate(now, this.loss.rtt.smoothedRtt);
-        if (!push.call(this, { kind: "max_stream_data", streamId: id, maximum: limit }, { k: "max_stream_data", id }))
+        if (
+          !push.call(
+            this,
+            { kind: "max_stream_data", streamId: id, maximum: limit },
+            { k: "max_stream_data", id },
+          )
+        )
           break;
         s.recv.maxStreamDataPending = false;
       }
@@ -2244,7 +2258,15 @@ export class Connection {
         data: chunk.data,
         fin: chunk.fin,
       };
-      if (!push.call(this, f, { k: "stream", id, offset: chunk.offset, length: chunk.data.length, fin: chunk.fin })) {
+      if (
+        !push.call(this, f, {
+          k: "stream",
+          id,
+          offset: chunk.offset,
+          length: chunk.data.length,
+          fin: chunk.fin,
+        })
+      ) {
         send.buffer.onLost(chunk.offset, chunk.data.length, chunk.fin);
         break;
       }
@@ -2277,7 +2299,6 @@ export class Connection {
     this.room -= size;
     return true;
   }
-
 
   private sealPacket(
     buf: Uint8Array,
