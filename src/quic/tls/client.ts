@@ -30,7 +30,6 @@ import {
   type CipherSuiteInfo,
   DEFAULT_CIPHER_SUITES,
   type EncryptionLevel,
-  equalBytes,
   type ResumableSession,
   type TlsCommonConfig,
   type TlsCredentials,
@@ -56,13 +55,7 @@ import {
 } from "./messages.ts";
 import { ticketMaxEarlyDataSize } from "./session-cache.ts";
 import { MAX_TICKET_LIFETIME_S } from "./session-ticket.ts";
-import {
-  buildCertificateVerifyContent,
-  isCertificateVerifyScheme,
-  selectSignatureScheme,
-  signCertificateVerify,
-  verifyCertificateVerify,
-} from "./signature.ts";
+import { buildCertificateVerifyContent, selectSignatureScheme, signCertificateVerify } from "./signature.ts";
 
 /** Signature schemes the client offers for CertificateVerify, in preference order. */
 export const DEFAULT_SIGNATURE_SCHEMES: readonly number[] = [
@@ -510,26 +503,13 @@ export class TlsClient extends TlsEndpoint {
   }
 
   private onCertificateVerify(msg: CertificateVerify, raw: Uint8Array): void {
-    // RFC 9846 §4.4.3: the scheme must be one we offered in signature_algorithms.
-    if (!this.schemes.includes(msg.algorithm) || !isCertificateVerifyScheme(msg.algorithm)) {
-      throw new TlsError(
-        AlertDescription.illegal_parameter,
-        `server signed with scheme 0x${msg.algorithm.toString(16)} we did not offer`,
-      );
-    }
-    const content = buildCertificateVerifyContent("server", this.transcript.hash(this.schedule!));
-    verifyCertificateVerify(this.serverPublicKey!, msg.algorithm, content, msg.signature);
-    this.transcript.add(raw);
+    this.verifyPeerCertificateVerify("server", this.schemes, this.serverPublicKey!, msg, raw);
     this.state = "wait_finished";
   }
 
   private onFinished(msg: Finished, raw: Uint8Array): void {
     const ks = this.schedule!;
-    const expected = ks.finishedVerifyData(this.serverHandshakeSecret!, this.transcript.hash(ks));
-    // RFC 9846 §4.4.4: a wrong verify_data → decrypt_error.
-    if (!equalBytes(expected, msg.verifyData))
-      throw new TlsError(AlertDescription.decrypt_error, "server Finished does not verify");
-    this.transcript.add(raw);
+    this.verifyPeerFinished("server", this.serverHandshakeSecret!, msg.verifyData, raw);
     const main = ks.mainSecret(this.handshakeSecret!);
     const h = this.transcript.hash(ks);
     const clientApp = ks.deriveSecret(main, "c ap traffic", h);

@@ -15,6 +15,11 @@ import { HandshakeBuffer } from "./handshake-buffer.ts";
 import { type KeySchedule, Transcript } from "./key-schedule.ts";
 import { CipherSuite, decodeHandshakeMessage, type HandshakeMessage, HandshakeType } from "./messages.ts";
 import type { SessionTicketEntry } from "./session-cache.ts";
+import {
+  buildCertificateVerifyContent,
+  isCertificateVerifyScheme,
+  verifyCertificateVerify,
+} from "./signature.ts";
 
 /** QUIC encryption levels (RFC 9001 §4.1.4); "early" is 0-RTT. */
 export type EncryptionLevel = "initial" | "early" | "handshake" | "application";
@@ -236,6 +241,42 @@ export abstract class TlsEndpoint {
   }
 
   protected abstract stateName(): string;
+
+  /**
+   * Checks the peer's CertificateVerify (RFC 9846 §4.4.3): a scheme we offered, a signature by the
+   * certified key over the transcript so far; then adds the message to the transcript.
+   */
+  protected verifyPeerCertificateVerify(
+    peer: "server" | "client",
+    offered: readonly number[],
+    publicKey: KeyObject,
+    msg: { algorithm: number; signature: Uint8Array },
+    raw: Uint8Array,
+  ): void {
+    if (!offered.includes(msg.algorithm) || !isCertificateVerifyScheme(msg.algorithm)) {
+      throw new TlsError(
+        AlertDescription.illegal_parameter,
+        `${peer} signed with scheme 0x${msg.algorithm.toString(16)} we did not offer`,
+      );
+    }
+    const content = buildCertificateVerifyContent(peer, this.transcript.hash(this.schedule!));
+    verifyCertificateVerify(publicKey, msg.algorithm, content, msg.signature);
+    this.transcript.add(raw);
+  }
+
+  /** Checks the peer's Finished (RFC 9846 §4.4.4: wrong verify_data → decrypt_error), adds it to the transcript. */
+  protected verifyPeerFinished(
+    peer: "server" | "client",
+    baseKey: Uint8Array,
+    verifyData: Uint8Array,
+    raw: Uint8Array,
+  ): void {
+    const ks = this.schedule!;
+    const expected = ks.finishedVerifyData(baseKey, this.transcript.hash(ks));
+    if (!equalBytes(expected, verifyData))
+      throw new TlsError(AlertDescription.decrypt_error, `${peer} Finished does not verify`);
+    this.transcript.add(raw);
+  }
 }
 
 /** Any error thrown while handling peer input, as the QuicError that closes the connection. */

@@ -56,13 +56,7 @@ import {
   type TicketState,
   validateTicketAge,
 } from "./session-ticket.ts";
-import {
-  buildCertificateVerifyContent,
-  isCertificateVerifyScheme,
-  selectSignatureScheme,
-  signCertificateVerify,
-  verifyCertificateVerify,
-} from "./signature.ts";
+import { buildCertificateVerifyContent, selectSignatureScheme, signCertificateVerify } from "./signature.ts";
 
 export interface TlsServerTicketConfig {
   readonly keyRing: TicketKeyRing;
@@ -555,21 +549,13 @@ export class TlsServer extends TlsEndpoint {
 
   private onCertificateVerify(msg: CertificateVerify, raw: Uint8Array): void {
     const offered = this.config.signatureSchemes ?? DEFAULT_SIGNATURE_SCHEMES;
-    if (!offered.includes(msg.algorithm) || !isCertificateVerifyScheme(msg.algorithm)) {
-      throw new TlsError(AlertDescription.illegal_parameter, "client signed with a scheme we did not offer");
-    }
-    const content = buildCertificateVerifyContent("client", this.transcript.hash(this.schedule!));
-    verifyCertificateVerify(this.clientPublicKey!, msg.algorithm, content, msg.signature);
-    this.transcript.add(raw);
+    this.verifyPeerCertificateVerify("client", offered, this.clientPublicKey!, msg, raw);
     this.state = "wait_finished";
   }
 
   private onFinished(msg: Finished, raw: Uint8Array): void {
     const ks = this.schedule!;
-    const expected = ks.finishedVerifyData(this.clientHandshakeSecret!, this.transcript.hash(ks));
-    if (!equalBytes(expected, msg.verifyData))
-      throw new TlsError(AlertDescription.decrypt_error, "client Finished does not verify");
-    this.transcript.add(raw);
+    this.verifyPeerFinished("client", this.clientHandshakeSecret!, msg.verifyData, raw);
     this.emitSecret("application", "read", this.clientApplicationSecret!);
     this.expectedLevel = "application";
     this.state = "connected";
