@@ -203,8 +203,14 @@ func serveConn(conn quic.Connection, root string) {
 }
 
 func serveStream(str quic.Stream, root string) error {
-	// Read the request line (up to LF or FIN).
-	line, err := bufio.NewReaderSize(io.LimitReader(str, maxRequest), 1024).ReadString('\n')
+	// Read the request line (up to LF or FIN), then the rest of the request stream up to its FIN:
+	// quic-go only retires a stream (and grants MAX_STREAMS credit) once the application has read
+	// its receive side to the end, whether the FIN came with the request or in a later packet.
+	reader := bufio.NewReaderSize(io.LimitReader(str, maxRequest), 1024)
+	line, err := reader.ReadString('\n')
+	if err == nil {
+		_, _ = io.Copy(io.Discard, reader)
+	}
 	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
 		str.CancelWrite(errBadRequest)
 		return fmt.Errorf("reading request: %w", err)
