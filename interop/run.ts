@@ -15,7 +15,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { makeTestCertificate, peersEnv, purequicBin, repo, startUntil } from "./lib.ts";
+import { makeTestCertificate, peersEnv, purequicBin, repo } from "./lib.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Implementations

@@ -24,6 +24,7 @@ Options:
   --cert FILE         PEM certificate chain (default: a generated development certificate)
   --key FILE          PEM private key
   --alpn LIST         comma-separated ALPN protocols (default hq-interop)
+  --retry             validate every client address with a Retry first (RFC 9000 §8.1.2)
   -h, --help          show this help
 `;
 
@@ -94,6 +95,7 @@ export const serverCommand: Command = {
         cert: { type: "string" },
         key: { type: "string" },
         alpn: { type: "string" },
+        retry: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -114,11 +116,12 @@ export const serverCommand: Command = {
       alpn,
       certificatePem: values.cert ? readPem(values.cert) : undefined,
       privateKeyPem: values.key ? readPem(values.key) : undefined,
+      retry: values.retry ? "always" : "never",
     });
     const a = server.address;
     const shown = a.family === "IPv6" ? `[${a.address}]` : a.address;
     process.stdout.write(
-      `purequic server listening on udp ${shown}:${a.port}, ALPN ${alpn.join(",")}, serving ${root}\n`,
+      `purequic server listening on udp ${shown}:${a.port}, ALPN ${alpn.join(",")}, serving ${root}${values.retry ? ", Retry on" : ""}\n`,
     );
     if (server.devCertificate) {
       const d = server.devCertificate;

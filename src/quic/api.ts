@@ -9,6 +9,7 @@ import type { KeyObject } from "node:crypto";
 import { lookup } from "node:dns/promises";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
+import type { AddressValidationStats, RetryPolicy } from "./address-validation.ts";
 import type { ConnectionCloseReason, TransportConfig } from "./connection/config.ts";
 import type { Connection, ConnectionEvent } from "./connection/connection.ts";
 import { type ConnectionHandler, Endpoint, type SocketAddress } from "./endpoint.ts";
@@ -268,6 +269,7 @@ export class QuicConnection {
   private readonly established = deferred<void>();
   private closedReason: ConnectionCloseReason | undefined;
   private readonly ticketListeners: ((t: import("./tls/session-cache.ts").SessionTicketEntry) => void)[] = [];
+  private readonly tokenListeners: ((token: Uint8Array) => void)[] = [];
   /** Bytes a SendStream may have unacknowledged before write() waits. */
   highWaterMark = DEFAULT_HIGH_WATER_MARK;
   private static nextStableId = 1;
@@ -362,6 +364,15 @@ export class QuicConnection {
   /** Session tickets the server issued on this connection (for resumption later). */
   onSessionTicket(listener: (t: import("./tls/session-cache.ts").SessionTicketEntry) => void): void {
     this.ticketListeners.push(listener);
+  }
+
+  /**
+   * (Client) Address validation tokens the server gave for later connections (NEW_TOKEN, RFC 9000
+   * §8.1.3): pass one as `connect({ token })` to the same server to skip its address validation
+   * (a Retry round trip). Use each token once (§8.1.3: reuse links connections).
+   */
+  onNewToken(listener: (token: Uint8Array) => void): void {
+    this.tokenListeners.push(listener);
   }
 
   /** @internal */
@@ -513,6 +524,9 @@ export class QuicConnection {
       case "session-ticket":
         for (const l of this.ticketListeners) l(e.ticket);
         return;
+      case "new-token":
+        for (const l of this.tokenListeners) l(e.token);
+        return;
       case "closed":
         this.onClosed(e.reason);
         return;
@@ -563,6 +577,11 @@ export interface ConnectOptions {
   readonly keyLog?: (line: string) => void;
   /** Use this endpoint instead of a new one (several connections on one socket). */
   readonly endpoint?: Endpoint;
+  /**
+   * An address validation token from an earlier connection to this server (see
+   * {@link QuicConnection.onNewToken}), sent in the first Initial (RFC 9000 §8.1.3).
+   */
+  readonly token?: Uint8Array;
 }
 
 function envKeyLog(): ((line: string) => void) | undefined {
@@ -605,6 +624,7 @@ export async function connect(options: ConnectOptions): Promise<QuicConnection> 
       version: options.version,
       transport: options.transport,
       keyLog: options.keyLog ?? envKeyLog(),
+      token: options.token,
       tls: {
         serverName: options.serverName ?? options.host,
         alpnProtocols: options.alpn,
@@ -633,6 +653,16 @@ export interface ListenOptions {
   readonly privateKey?: KeyObject;
   readonly transport?: Partial<TransportConfig>;
   readonly keyLog?: (line: string) => void;
+  /**
+   * Validate client addresses with a Retry before keeping state (RFC 9000 §8.1.2): "always",
+   * "never" (default) or while more than `whenLoadAbove` handshakes are in progress. Clients
+   * presenting a valid NEW_TOKEN token from an earlier connection skip it.
+   */
+  readonly retry?: RetryPolicy;
+  /** 32-byte key sealing address validation tokens (share it to accept tokens across restarts). */
+  readonly addressTokenKey?: Uint8Array;
+  /** Give clients NEW_TOKEN tokens for their next connection (RFC 9000 §8.1.3); default true. */
+  readonly sendNewTokens?: boolean;
 }
 
 /** A listening server: an async iterable of incoming connections. */
@@ -645,6 +675,20 @@ export class QuicServer implements AsyncIterable<QuicConnection> {
 
   get address(): SocketAddress {
     return this.endpoint.localAddress;
+  }
+
+  /** Live connections, handshakes in progress, and what address validation did (RFC 9000 §8.1). */
+  stats(): { connections: number; handshakesInProgress: number } & AddressValidationStats {
+    const v = this.endpoint.addressValidationStats;
+    return {
+      connections: this.endpoint.connectionCount,
+      handshakesInProgress: this.endpoint.handshakesInProgress,
+      retriesSent: v?.retriesSent ?? 0,
+      retryTokensAccepted: v?.retryTokensAccepted ?? 0,
+      newTokensAccepted: v?.newTokensAccepted ?? 0,
+      invalidRetryTokens: v?.invalidRetryTokens ?? 0,
+      invalidNewTokens: v?.invalidNewTokens ?? 0,
+    };
   }
 
   /** The next incoming connection (its handshake may still be running), or null once closed. */
@@ -691,6 +735,9 @@ export async function listen(options: ListenOptions): Promise<QuicServer> {
     port: options.port ?? 0,
     ipv6: isIP(host) === 6,
     keyLog: options.keyLog ?? envKeyLog(),
+    retry: options.retry,
+    addressTokenKey: options.addressTokenKey,
+    sendNewTokens: options.sendNewTokens,
     server: {
       transport: options.transport,
       tls: { credentials: { chainDer, privateKey }, alpnProtocols: options.alpn },

@@ -8,6 +8,11 @@
 import { createHmac, randomBytes } from "node:crypto";
 import dgram from "node:dgram";
 import { isIP } from "node:net";
+import {
+  type AddressValidationStats,
+  type RetryPolicy,
+  ServerAddressValidation,
+} from "./address-validation.ts";
 import type {
   ClientConnectionConfig,
   ConnectionEvent,
@@ -15,7 +20,7 @@ import type {
 } from "./connection/connection.ts";
 import { Connection } from "./connection/connection.ts";
 import { QuicUsageError } from "./errors.ts";
-import { encodeVersionNegotiation } from "./packet-header.ts";
+import { encodeVersionNegotiation, PacketType, parsePacketHeader } from "./packet-header.ts";
 import { isSupportedVersion, SUPPORTED_VERSIONS } from "./version.ts";
 
 export interface SocketAddress {
@@ -47,6 +52,16 @@ export interface EndpointOptions {
   /** Socket buffer sizes; default 8 MiB (large buffers avoid drops at high packet rates). */
   readonly socketBufferSize?: number;
   readonly keyLog?: (line: string) => void;
+  /**
+   * (Server) When to validate a client's address with a Retry before keeping any state for it
+   * (RFC 9000 §8.1.2): "always", "never" (default), or `{ whenLoadAbove: n }` — while more than
+   * n connections are in their handshake. A valid NEW_TOKEN token skips the Retry.
+   */
+  readonly retry?: RetryPolicy;
+  /** (Server) 32-byte key sealing address validation tokens; default random per endpoint. */
+  readonly addressTokenKey?: Uint8Array;
+  /** (Server) Give each client a NEW_TOKEN token for its next connection (RFC 9000 §8.1.3); default true. */
+  readonly sendNewTokens?: boolean;
 }
 
 export const CONNECTION_ID_LENGTH = 8;
@@ -61,6 +76,8 @@ interface Entry {
   readonly tokens: Set<string>;
   deadline: number;
   flushing: boolean;
+  /** (Server) Counted in the endpoint's handshakes in progress (the Retry policy's load). */
+  handshaking: boolean;
 }
 
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
@@ -80,6 +97,10 @@ export class Endpoint {
   private readonly closedPromise: Promise<void>;
   private resolveClosed!: () => void;
   readonly server: ServerConnectionConfig | undefined;
+  /** (Server) Tokens, Retry and the Retry policy (RFC 9000 §8.1). */
+  private readonly validation: ServerAddressValidation | undefined;
+  /** Server connections whose handshake is not confirmed yet. */
+  private handshakes = 0;
 
   private constructor(
     socket: dgram.Socket,
@@ -88,6 +109,14 @@ export class Endpoint {
     this.socket = socket;
     this.server = options.server;
     this.resetKey = options.statelessResetKey ?? randomBytes(32);
+    this.validation = options.server
+      ? new ServerAddressValidation({
+          retry: options.retry,
+          key: options.addressTokenKey,
+          provider: options.server.provider,
+          connectionIdLength: CONNECTION_ID_LENGTH,
+        })
+      : undefined;
     this.closedPromise = new Promise((r) => {
       this.resolveClosed = r;
     });
@@ -129,6 +158,16 @@ export class Endpoint {
     return this.entries.size;
   }
 
+  /** (Server) Incoming connections whose handshake is still running. */
+  get handshakesInProgress(): number {
+    return this.handshakes;
+  }
+
+  /** (Server) What address validation did: Retries sent, tokens accepted or refused. */
+  get addressValidationStats(): Readonly<AddressValidationStats> | undefined {
+    return this.validation?.stats;
+  }
+
   /** Starts a client connection to `remote`. */
   connect(remote: SocketAddress, config: ClientConnectionConfig, handler: ConnectionHandler): Connection {
     if (this.closed) throw new QuicUsageError("endpoint is closed");
@@ -149,6 +188,7 @@ export class Endpoint {
       tokens: new Set(),
       deadline: Number.POSITIVE_INFINITY,
       flushing: false,
+      handshaking: false,
     };
     this.register(entry);
     this.service(entry);
@@ -226,6 +266,7 @@ export class Endpoint {
 
   private removeEntry(entry: Entry): void {
     this.entries.delete(entry.conn);
+    this.endHandshake(entry);
     for (const key of entry.cids) if (this.routes.get(key) === entry) this.routes.delete(key);
     for (const key of entry.tokens) if (this.resetTokens.get(key) === entry) this.resetTokens.delete(key);
     entry.cids.clear();
@@ -286,25 +327,40 @@ export class Endpoint {
       this.sendTo(vn, remote);
       return;
     }
-    // Only an Initial (type bits depend on the version) starts a connection: let accept() decide.
     if (this.acceptQueue.length >= (this.options.acceptQueueLength ?? 1024)) return;
     let conn: Connection;
     try {
       const scidLen = data[6 + dcid.length];
-      const scid = data.subarray(7 + dcid.length, 7 + dcid.length + scidLen);
       if (dcid.length < 8 || dcid.length > 20 || scidLen > 20) return; // RFC 9000 §7.2: ≥ 8-byte DCID from clients
+      // Only an Initial starts a connection (the type bits depend on the version).
+      const h = parsePacketHeader(data, 0, { localCidLength: CONNECTION_ID_LENGTH });
+      if (h.type !== PacketType.Initial) return;
+      const now = Date.now();
+      const decision = this.validation!.onInitial(h, remote, now, this.handshakes);
+      if (decision.action !== "accept") {
+        // A Retry (RFC 9000 §8.1.2) or an INVALID_TOKEN close: one datagram, no state kept.
+        this.sendTo(decision.packet, remote);
+        return;
+      }
+      const validation = this.validation!;
+      const address = remote.address;
       conn = Connection.accept(
         {
           ...this.server,
           connectionIdLength: CONNECTION_ID_LENGTH,
           statelessResetToken: (cid) => this.resetToken(cid),
           keyLog: this.server.keyLog ?? this.options.keyLog,
+          newToken:
+            this.server.newToken ??
+            (this.options.sendNewTokens === false
+              ? undefined
+              : (t: number) => validation.newToken(address, t)),
         },
-        { version, dcid: dcid.slice(), scid: scid.slice() },
-        Date.now(),
+        decision.info,
+        now,
       );
     } catch {
-      return;
+      return; // a malformed packet (PacketDropError) or an Initial we cannot serve
     }
     const fresh: Entry = {
       conn,
@@ -314,7 +370,9 @@ export class Endpoint {
       tokens: new Set(),
       deadline: Number.POSITIVE_INFINITY,
       flushing: false,
+      handshaking: true,
     };
+    this.handshakes++;
     this.register(fresh);
     // The client keeps using its chosen DCID until it sees ours: route it here too.
     this.addRoute(fresh, dcid);
@@ -367,12 +425,19 @@ export class Endpoint {
     this.deliverEvents(entry);
     this.flush(entry);
     entry.deadline = conn.nextTimeout() ?? Number.POSITIVE_INFINITY;
+    if (entry.handshaking && conn.isHandshakeConfirmed) this.endHandshake(entry);
     if (conn.isClosed) {
       this.deliverEvents(entry);
       this.removeEntry(entry);
       return;
     }
     this.armTimer(entry.deadline);
+  }
+
+  private endHandshake(entry: Entry): void {
+    if (!entry.handshaking) return;
+    entry.handshaking = false;
+    this.handshakes--;
   }
 
   private deliverEvents(entry: Entry): void {
@@ -421,8 +486,10 @@ export class Endpoint {
 
   /** Public: the application changed something (wrote, opened, closed): send and re-arm. */
   wake(conn: Connection): void {
+    // Deferred to the end of this tick, so writes made together (data, then FIN; several
+    // small writes) leave in as few packets as possible.
     const e = this.entries.get(conn);
-    if (e && !e.flushing) this.service(e);
+    if (e) this.serviceSoon(e);
   }
 
   private armTimer(deadline: number): void {

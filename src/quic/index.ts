@@ -4,6 +4,9 @@
  * High level: connect(), listen(), QuicConnection with streams and datagrams.
  * Low level (sans-IO): Connection, Endpoint, the TLS state machines, and the wire codec.
  */
+
+export { AddressTokens } from "./address-token.ts";
+export { type RetryPolicy, ServerAddressValidation } from "./address-validation.ts";
 export {
   type BiStream,
   ConnectionClosedError,
@@ -41,6 +44,7 @@ export {
 export { Endpoint, type EndpointOptions, type SocketAddress } from "./endpoint.ts";
 export { QuicError, QuicUsageError, TransportErrorCode, transportErrorName } from "./errors.ts";
 export { decodeFrame, encodeFrame, type Frame, frameSize } from "./frames.ts";
+export { type QlogSink, QlogWriter, qlogFromEnv } from "./qlog.ts";
 export { AlertDescription, TlsError } from "./tls/alert.ts";
 export { type DevCertificate, generateDevCertificate } from "./tls/dev-certificate.ts";
 export { SessionCache, type SessionTicketEntry } from "./tls/session-cache.ts";

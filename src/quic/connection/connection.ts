@@ -91,10 +91,22 @@ export type Side = "client" | "server";
 
 export interface ClientConnectionConfig extends ConnectionCommonConfig {
   readonly tls: Omit<TlsClientConfig, "transportParameters" | "provider" | "keyLog">;
+  /**
+   * An address validation token from a NEW_TOKEN frame of an earlier connection to this server
+   * (RFC 9000 §8.1.3), sent in the Token field of our Initials so that the server may skip
+   * address validation. A Retry replaces it.
+   */
+  readonly token?: Uint8Array;
 }
 
 export interface ServerConnectionConfig extends ConnectionCommonConfig {
   readonly tls: Omit<TlsServerConfig, "transportParameters" | "provider" | "keyLog">;
+  /**
+   * A token for one NEW_TOKEN frame (RFC 9000 §8.1.3, §19.7), asked for once the handshake is
+   * confirmed; none is sent when absent or when it returns undefined. The endpoint binds it to the
+   * client's address.
+   */
+  readonly newToken?: (now: number) => Uint8Array | undefined;
 }
 
 /** What the client's first Initial told the server (the endpoint parses it). */
@@ -106,6 +118,12 @@ export interface ServerHandshakeInfo {
   readonly scid: Uint8Array;
   /** The Destination Connection ID of the client's very first Initial, when this follows a Retry. */
   readonly originalDcid?: Uint8Array;
+  /**
+   * The Source Connection ID of the Retry we sent, for retry_source_connection_id (RFC 9000
+   * §7.3); only with `originalDcid`. Default `dcid`, which is what the client's Initial after a
+   * Retry carries as its Destination Connection ID.
+   */
+  readonly retrySourceCid?: Uint8Array;
   /** Whether the client's address is already validated (a Retry or NEW_TOKEN token). */
   readonly addressValidated?: boolean;
 }
@@ -127,6 +145,8 @@ export type ConnectionEvent =
   | { readonly type: "streams-available"; readonly bidi: boolean }
   | { readonly type: "datagram"; readonly data: Uint8Array }
   | { readonly type: "session-ticket"; readonly ticket: SessionTicketEntry }
+  /** (Client) An address validation token for a later connection to this server (NEW_TOKEN, RFC 9000 §19.7). */
+  | { readonly type: "new-token"; readonly token: Uint8Array }
   /** A stateless reset token the peer gave us: datagrams ending with it belong to this connection. */
   | { readonly type: "peer-reset-token"; readonly token: Uint8Array; readonly retired: boolean }
   /** A connection ID of ours the endpoint must route (or stop routing) to this connection. */
@@ -145,6 +165,7 @@ type Sent =
   | { k: "max_stream_data"; id: number }
   | { k: "max_streams"; bidi: boolean }
   | { k: "handshake_done" }
+  | { k: "new_token" }
   | { k: "new_cid"; seq: number }
   | { k: "retire_cid"; seq: number }
   | { k: "ack"; largest: number }
@@ -240,7 +261,8 @@ export class Connection {
   /** The DCID of the client's first Initial (keys and transport-parameter check). */
   private originalDcid: Uint8Array;
   private retrySourceCid: Uint8Array | undefined;
-  private retryToken: Uint8Array = EMPTY;
+  /** (Client) The Token field of our Initials: a Retry's token, else a NEW_TOKEN one (RFC 9000 §8.1). */
+  private initialToken: Uint8Array = EMPTY;
   private retireCids: number[] = [];
   private peerRetirePriorTo = 0;
 
@@ -272,6 +294,11 @@ export class Connection {
 
   // Misc pending frames.
   private handshakeDonePending = false;
+  /** (Server) The NEW_TOKEN token to send (again, when lost) until acknowledged. */
+  private newToken: Uint8Array | undefined;
+  private newTokenPending = false;
+  /** (Client) Tokens from NEW_TOKEN frames already reported (§19.7: discard duplicates). */
+  private readonly receivedTokens: Uint8Array[] = [];
   private pingPending = false;
   private pathResponses: Uint8Array[] = [];
   private closeFramePending = false;
@@ -372,16 +399,22 @@ export class Connection {
     this.initialScid = scid;
     if (info) {
       this.dcid = info.scid.slice();
+      // RFC 9000 §7.3: original_destination_connection_id is the DCID of the client's first
+      // Initial, from before any Retry; retry_source_connection_id the Retry's SCID.
       this.originalDcid = (info.originalDcid ?? info.dcid).slice();
-      if (info.originalDcid) this.retrySourceCid = info.dcid.slice();
+      if (info.originalDcid) this.retrySourceCid = (info.retrySourceCid ?? info.dcid).slice();
       this.remoteCids.push({ seq: 0, cid: this.dcid, resetToken: undefined });
       this.addressValidated = info.addressValidated === true;
+      // RFC 9001 §5.2: Initial keys derive from the DCID of the client's current Initial (after a
+      // Retry, the Retry's SCID), not from the original one.
       this.installInitialKeys(info.dcid);
     } else {
       this.dcid = this.provider.randomBytes(8);
       this.originalDcid = this.dcid;
       this.remoteCids.push({ seq: 0, cid: this.dcid, resetToken: undefined });
       this.addressValidated = true; // a client validated its peer's address by choosing it
+      const token = (common as ClientConnectionConfig).token;
+      if (token && token.length > 0) this.initialToken = token.slice();
       this.installInitialKeys(this.dcid);
     }
 
@@ -695,6 +728,14 @@ export class Connection {
     this.discardSpace(HANDSHAKE);
     this.events.push({ type: "handshake-confirmed" });
     this.qlog?.connectionStateUpdated("handshake_confirmed", this.now);
+    if (this.isServer) {
+      // RFC 9000 §8.1.3: a token for a future connection, in one NEW_TOKEN frame (1-RTT only).
+      const token = (this.common as ServerConnectionConfig).newToken?.(this.now);
+      if (token && token.length > 0) {
+        this.newToken = token;
+        this.newTokenPending = true;
+      }
+    }
     // Give the peer room to migrate or rotate: fill its active_connection_id_limit (§5.1.1).
     const limit = Math.min(this.peerParams?.activeConnectionIdLimit ?? 2, 8);
     while (this.localCids.length < limit) this.issueLocalCid(true);
@@ -1005,6 +1046,8 @@ export class Connection {
       return;
     }
     this.version = common;
+    // RFC 9000 §8.1.3: a NEW_TOKEN token is for connection attempts using the same version.
+    this.initialToken = EMPTY;
     this.restartInitial(this.dcid);
   }
 
@@ -1014,7 +1057,7 @@ export class Connection {
     if (!validateRetryPacket(this.provider, datagram, h, this.originalDcid)) return;
     if (equal(h.scid, this.dcid)) return;
     this.retrySourceCid = h.scid.slice();
-    this.retryToken = h.token.slice();
+    this.initialToken = h.token.slice();
     this.dcid = this.retrySourceCid;
     this.remoteCids[0].cid = this.dcid;
     this.restartInitial(this.dcid);
@@ -1120,6 +1163,7 @@ export class Connection {
             "NEW_TOKEN from a client",
             FrameType.NEW_TOKEN,
           );
+        this.onNewToken(f.token);
         return;
       case "new_connection_id":
         this.onNewConnectionId(f.sequence, f.retirePriorTo, f.connectionId, f.statelessResetToken);
@@ -1239,6 +1283,10 @@ export class Connection {
         case "ack":
           this.spaces[spaceId].received.onAckOfAck(s.largest);
           break;
+        case "new_token":
+          this.newToken = undefined;
+          this.newTokenPending = false;
+          break;
         default:
           break;
       }
@@ -1302,6 +1350,10 @@ export class Connection {
         case "handshake_done":
           this.handshakeDonePending = true;
           break;
+        case "new_token":
+          // RFC 9000 §13.3: a lost NEW_TOKEN is sent again (the same token, §8.1.3).
+          if (this.newToken) this.newTokenPending = true;
+          break;
         case "new_cid": {
           const c = this.localCids.find((x) => x.seq === s.seq);
           if (c) c.pending = true;
@@ -1314,6 +1366,15 @@ export class Connection {
           break;
       }
     }
+  }
+
+  /** (Client) RFC 9000 §19.7: report each distinct token once (a retransmission repeats it). */
+  private onNewToken(token: Uint8Array): void {
+    for (const t of this.receivedTokens) if (equal(t, token)) return;
+    if (this.receivedTokens.length >= 8) this.receivedTokens.shift();
+    const copy = token.slice();
+    this.receivedTokens.push(copy);
+    this.events.push({ type: "new-token", token: copy });
   }
 
   private onNewConnectionId(seq: number, retirePriorTo: number, cid: Uint8Array, token: Uint8Array): void {
@@ -1903,7 +1964,7 @@ export class Connection {
             version: this.version,
             dcid: this.dcid,
             scid: this.initialScid,
-            token: id === INITIAL ? this.retryToken : undefined,
+            token: id === INITIAL ? this.initialToken : undefined,
             packetNumber: pn,
             pnLength: 4,
             length: 4 + TAG, // patched below
@@ -2031,7 +2092,7 @@ export class Connection {
         this.dcid.length +
         1 +
         this.initialScid.length +
-        (id === INITIAL ? varintLen(this.retryToken.length) + this.retryToken.length : 0) +
+        (id === INITIAL ? varintLen(this.initialToken.length) + this.initialToken.length : 0) +
         2 +
         pnLen
       : 1 + this.dcid.length + pnLen;
@@ -2094,7 +2155,7 @@ export class Connection {
         version: this.version,
         dcid: this.dcid,
         scid: this.initialScid,
-        token: id === INITIAL ? this.retryToken : undefined,
+        token: id === INITIAL ? this.initialToken : undefined,
         packetNumber: pn,
         pnLength: pnLen,
         length: pnLen + TAG, // patched in sealPacket
@@ -2135,6 +2196,10 @@ export class Connection {
     if (this.handshakeDonePending && this.isServer) {
       if (push.call(this, { kind: "handshake_done" }, { k: "handshake_done" }))
         this.handshakeDonePending = false;
+    }
+    if (this.newTokenPending && this.newToken) {
+      if (push.call(this, { kind: "new_token", token: this.newToken }, { k: "new_token" }))
+        this.newTokenPending = false;
     }
     while (this.pathResponses.length > 0) {
       if (!push.call(this, { kind: "path_response", data: this.pathResponses[0] }, undefined)) break;
