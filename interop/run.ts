@@ -289,6 +289,15 @@ const CASES: TestCase[] = [
     check: oneHandshake,
   },
   {
+    name: "retry",
+    description: "the server sends a Retry, the client repeats its Initial with the token, 10 KiB",
+    files: () => [["retry.bin", 10 * KiB]],
+    timeoutMs: 30_000,
+    purequicServerArgs: ["--retry"],
+    check: (f, tc) =>
+      oneHandshake(f, tc) ?? (f.retries < 1 ? "no Retry seen by purequic (qlog / server stats)" : undefined),
+  },
+  {
     name: "resumption",
     description: "second connection resumes with a ticket",
     files: () => [],
@@ -339,7 +348,7 @@ const CASES: TestCase[] = [
   },
 ];
 
-const CI_SUBSET = ["handshake", "transfer", "multiplexing", "chacha20", "multiconnect", "ipv6"];
+const CI_SUBSET = ["handshake", "transfer", "multiplexing", "chacha20", "multiconnect", "ipv6", "retry"];
 
 // ---------------------------------------------------------------------------------------------
 // Facts from purequic's qlog
@@ -434,9 +443,22 @@ async function runCell(tc: TestCase, client: Impl, server: Impl, resultsDir: str
     const extra = readdirSync(downloads).filter((n) => !hashes.has(n));
     if (extra.length > 0)
       return { status: "fail", detail: `unexpected files ${extra.slice(0, 3).join(", ")}` };
-    // Give the purequic side a moment to flush its qlog on close.
+    // Stop the server (purequic prints its counters on SIGTERM) and let qlog files flush.
+    const facts = qlogFacts(qlogDir);
+    if (server.isPurequic && srv) {
+      srv.child.kill("SIGTERM");
+      await new Promise((r) => {
+        srv?.child.once("exit", r);
+        setTimeout(r, 2000);
+      });
+      const stats = /purequic server stats: (\{.*\})/.exec(srv.output());
+      if (stats) facts.retries += (JSON.parse(stats[1]) as { retriesSent?: number }).retriesSent ?? 0;
+    }
     await new Promise((r) => setTimeout(r, 300));
-    const problem = tc.check?.(qlogFacts(qlogDir), tc);
+    const problem = tc.check?.(
+      server.isPurequic ? { ...facts, ...qlogFacts(qlogDir), retries: facts.retries } : qlogFacts(qlogDir),
+      tc,
+    );
     if (problem) return { status: "fail", detail: `${problem}; see ${dir}/qlog` };
     rmSync(www, { recursive: true, force: true });
     rmSync(downloads, { recursive: true, force: true });

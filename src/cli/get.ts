@@ -8,6 +8,7 @@ import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
 import { Presets, SingleBar } from "cli-progress";
 import { connect, describeReason, type QuicConnection, readPem } from "../quic/api.ts";
+import { parseCipherList } from "./ciphers.ts";
 import type { Command } from "./command.ts";
 
 const HELP = `Usage: purequic get [options] URL...
@@ -21,6 +22,7 @@ Options:
   --insecure          do not verify the server certificate
   --cert-hash HEX     accept the server certificate with this SHA-256 (as WebTransport does)
   --alpn LIST         comma-separated ALPN protocols (default hq-interop)
+  --ciphers LIST      TLS cipher suites to offer, e.g. TLS_CHACHA20_POLY1305_SHA256
   --server-name NAME  name for SNI and certificate checks (default: the URL's host)
   -q, --quiet         no progress output
   -h, --help          show this help
@@ -91,6 +93,7 @@ export const getCommand: Command = {
         insecure: { type: "boolean" },
         "cert-hash": { type: "string" },
         alpn: { type: "string" },
+        ciphers: { type: "string" },
         "server-name": { type: "string" },
         quiet: { type: "boolean", short: "q" },
         help: { type: "boolean", short: "h" },
@@ -127,6 +130,7 @@ export const getCommand: Command = {
         port: Number(origin.port || 443),
         serverName: values["server-name"] ?? (host === "127.0.0.1" || host === "::1" ? "localhost" : host),
         alpn: (values.alpn ?? "hq-interop").split(",").filter(Boolean),
+        cipherSuites: values.ciphers ? parseCipherList(values.ciphers) : undefined,
         insecure: values.insecure,
         ca: values.ca ? readPem(values.ca) : undefined,
         serverCertificateHashes: values["cert-hash"]

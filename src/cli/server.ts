@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join, resolve, sep } from "node:path";
 import { parseArgs } from "node:util";
 import { listen, type QuicConnection, readPem } from "../quic/api.ts";
+import { parseCipherList } from "./ciphers.ts";
 import type { Command } from "./command.ts";
 import { parseHostPort } from "./hostport.ts";
 
@@ -24,6 +25,8 @@ Options:
   --cert FILE         PEM certificate chain (default: a generated development certificate)
   --key FILE          PEM private key
   --alpn LIST         comma-separated ALPN protocols (default hq-interop)
+  --ciphers LIST      TLS cipher suites to accept, e.g. TLS_CHACHA20_POLY1305_SHA256
+  --max-streams N     concurrent bidirectional streams a client may open (default 100)
   --retry             validate every client address with a Retry first (RFC 9000 §8.1.2)
   -h, --help          show this help
 `;
@@ -95,7 +98,9 @@ export const serverCommand: Command = {
         cert: { type: "string" },
         key: { type: "string" },
         alpn: { type: "string" },
+        ciphers: { type: "string" },
         retry: { type: "boolean" },
+        "max-streams": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -117,6 +122,10 @@ export const serverCommand: Command = {
       certificatePem: values.cert ? readPem(values.cert) : undefined,
       privateKeyPem: values.key ? readPem(values.key) : undefined,
       retry: values.retry ? "always" : "never",
+      cipherSuites: values.ciphers ? parseCipherList(values.ciphers) : undefined,
+      transport: values["max-streams"]
+        ? { maxConcurrentBidiStreams: Number(values["max-streams"]) }
+        : undefined,
     });
     const a = server.address;
     const shown = a.family === "IPv6" ? `[${a.address}]` : a.address;
@@ -135,7 +144,11 @@ export const serverCommand: Command = {
       `fetch with: bin/purequic get --insecure https://localhost:${a.port}/index.html\n` +
         `        or: bin/purequic get --cert-hash ${server.devCertificate?.certificateSha256Hex ?? "<sha256>"} https://127.0.0.1:${a.port}/10MB.bin\n`,
     );
-    const stop = () => void server.close().then(() => process.exit(0));
+    const stop = () => {
+      // One line of counters on the way out (the interop runner reads it).
+      process.stdout.write(`purequic server stats: ${JSON.stringify(server.stats())}\n`);
+      void server.close().then(() => process.exit(0));
+    };
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
     for await (const conn of server) void serveConnection(conn, root).catch(() => {});

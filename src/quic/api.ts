@@ -571,6 +571,8 @@ export interface ConnectOptions {
   readonly transport?: Partial<TransportConfig>;
   /** QUIC version to start with (default v1). */
   readonly version?: number;
+  /** TLS cipher suites to offer, by id (e.g. 0x1303), in preference order. */
+  readonly cipherSuites?: readonly number[];
   /** Client certificate for mutual TLS. */
   readonly certificate?: { readonly certificatePem: string; readonly privateKeyPem: string };
   /** SSLKEYLOGFILE-format lines; default: append to $SSLKEYLOGFILE when set. */
@@ -628,6 +630,7 @@ export async function connect(options: ConnectOptions): Promise<QuicConnection> 
       tls: {
         serverName: options.serverName ?? options.host,
         alpnProtocols: options.alpn,
+        cipherSuites: options.cipherSuites,
         verifyMode,
         roots:
           options.ca === undefined ? undefined : typeof options.ca === "string" ? [options.ca] : options.ca,
@@ -651,6 +654,8 @@ export interface ListenOptions {
   readonly certificatePem?: string;
   readonly privateKeyPem?: string;
   readonly privateKey?: KeyObject;
+  /** TLS cipher suites to accept, by id, in preference order. */
+  readonly cipherSuites?: readonly number[];
   readonly transport?: Partial<TransportConfig>;
   readonly keyLog?: (line: string) => void;
   /**
@@ -740,7 +745,11 @@ export async function listen(options: ListenOptions): Promise<QuicServer> {
     sendNewTokens: options.sendNewTokens,
     server: {
       transport: options.transport,
-      tls: { credentials: { chainDer, privateKey }, alpnProtocols: options.alpn },
+      tls: {
+        credentials: { chainDer, privateKey },
+        alpnProtocols: options.alpn,
+        cipherSuites: options.cipherSuites,
+      },
     },
   });
   return new QuicServer(endpoint, dev);

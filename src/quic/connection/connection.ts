@@ -1057,6 +1057,10 @@ export class Connection {
     if (!validateRetryPacket(this.provider, datagram, h, this.originalDcid)) return;
     if (equal(h.scid, this.dcid)) return;
     this.retrySourceCid = h.scid.slice();
+    this.qlog?.packetReceived(
+      { type: "retry", size: h.packetEnd - h.packetStart, scid: h.scid, dcid: h.dcid },
+      this.now,
+    );
     this.initialToken = h.token.slice();
     this.dcid = this.retrySourceCid;
     this.remoteCids[0].cid = this.dcid;
