@@ -1,6 +1,7 @@
 /**
- * `purequic get`: downloads URLs over hq-interop, all on one connection with one stream each,
- * concurrently, into --output DIR/<basename>. Exit 0 only when every file arrived whole.
+ * `purequic get`: downloads URLs over HTTP/3 (or hq-interop when that is what the server picks),
+ * all on one connection with one stream each, concurrently, into --output DIR/<basename>. Exit 0
+ * only when every file arrived whole.
  */
 import { createWriteStream } from "node:fs";
 import { mkdir } from "node:fs/promises";
@@ -8,22 +9,31 @@ import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
 import { Presets, SingleBar } from "cli-progress";
 import { connect, describeReason, type QuicConnection, readPem } from "../quic/api.ts";
+import type { SessionTicketEntry } from "../quic/tls/session-cache.ts";
 import { parseCipherList } from "./ciphers.ts";
 import type { Command } from "./command.ts";
+import { h3ClientFor, h3FetchOne } from "./h3-get.ts";
+import { loadSessionFile, saveSessionFile } from "./session-file.ts";
 
 const HELP = `Usage: purequic get [options] URL...
 
-Fetches every URL (https://HOST:PORT/path, one origin) over one QUIC connection with hq-interop,
-one stream per URL, and saves each file as DIR/<basename>.
+Fetches every URL (https://HOST:PORT/path, one origin) over one QUIC connection, one request
+stream per URL, and saves each file as DIR/<basename>. Offers ALPN h3 then hq-interop and speaks
+what the server chooses (HTTP/3 GET, or hq-interop's GET /path); --alpn hq-interop forces the
+latter.
 
 Options:
   --output DIR        where to save files (default .)
   --ca FILE           trust this PEM root instead of the system roots
   --insecure          do not verify the server certificate
   --cert-hash HEX     accept the server certificate with this SHA-256 (as WebTransport does)
-  --alpn LIST         comma-separated ALPN protocols (default hq-interop)
+  --alpn LIST         comma-separated ALPN protocols (default h3,hq-interop)
   --ciphers LIST      TLS cipher suites to offer, e.g. TLS_CHACHA20_POLY1305_SHA256
   --server-name NAME  name for SNI and certificate checks (default: the URL's host)
+  --session-file F    resume with the session ticket saved in F (when present and still valid),
+                      and save the newest ticket this run receives there (owner-only file)
+  --zerortt           send the requests in 0-RTT when the session allows it (needs
+                      --session-file; 0-RTT requests can be replayed: only for safe requests)
   -q, --quiet         no progress output
   -h, --help          show this help
 `;
@@ -82,7 +92,7 @@ async function fetchOne(
 
 export const getCommand: Command = {
   name: "get",
-  summary: "download files over QUIC (hq-interop), concurrently on one connection",
+  summary: "download files over HTTP/3 (or hq-interop), concurrently on one connection",
   async run(args) {
     const { values, positionals } = parseArgs({
       args,
@@ -95,6 +105,8 @@ export const getCommand: Command = {
         alpn: { type: "string" },
         ciphers: { type: "string" },
         "server-name": { type: "string" },
+        "session-file": { type: "string" },
+        zerortt: { type: "boolean" },
         quiet: { type: "boolean", short: "q" },
         help: { type: "boolean", short: "h" },
       },
@@ -119,6 +131,20 @@ export const getCommand: Command = {
       process.stderr.write("purequic get: all URLs must have the same host and port\n");
       return 2;
     }
+    const sessionFile = values["session-file"];
+    if (values.zerortt && !sessionFile) {
+      process.stderr.write("purequic get: --zerortt needs --session-file\n");
+      return 2;
+    }
+    let session: SessionTicketEntry | undefined;
+    if (sessionFile) {
+      try {
+        session = await loadSessionFile(sessionFile);
+      } catch (err) {
+        // A broken file only costs the resumption: warn and do a full handshake.
+        process.stderr.write(`purequic get: ignoring ${sessionFile}: ${(err as Error).message}\n`);
+      }
+    }
     const dir = values.output ?? ".";
     await mkdir(dir, { recursive: true });
     const host = origin.hostname.replace(/^\[|\]$/g, "");
@@ -129,13 +155,16 @@ export const getCommand: Command = {
         host,
         port: Number(origin.port || 443),
         serverName: values["server-name"] ?? (host === "127.0.0.1" || host === "::1" ? "localhost" : host),
-        alpn: (values.alpn ?? "hq-interop").split(",").filter(Boolean),
+        alpn: (values.alpn ?? "h3,hq-interop").split(",").filter(Boolean),
         cipherSuites: values.ciphers ? parseCipherList(values.ciphers) : undefined,
         insecure: values.insecure,
         ca: values.ca ? readPem(values.ca) : undefined,
         serverCertificateHashes: values["cert-hash"]
           ? [Uint8Array.from(Buffer.from(values["cert-hash"], "hex"))]
           : undefined,
+        session,
+        // With 0-RTT, connect() returns before the handshake and the requests below go in 0-RTT.
+        earlyData: values.zerortt === true,
       });
     } catch (err) {
       process.stderr.write(`purequic get: cannot connect to ${origin.host}: ${(err as Error).message}\n`);
@@ -148,12 +177,27 @@ export const getCommand: Command = {
             Presets.shades_classic,
           )
         : undefined;
+    let newestTicket: SessionTicketEntry | undefined;
+    let ticketArrived: () => void = () => {};
+    const ticketPromise = new Promise<void>((r) => {
+      ticketArrived = r;
+    });
+    if (sessionFile) {
+      conn.onSessionTicket((t) => {
+        newestTicket = t;
+        ticketArrived();
+      });
+    }
     let total = 0;
     bar?.start(0, 0, { speed: "0", files: `0/${urls.length}` });
     let filesDone = 0;
+    // In 0-RTT the ALPN is not negotiated yet: requests speak the session's (a server choosing
+    // another one rejects 0-RTT, RFC 9001 §4.6.2; the requests are then sent again in 1-RTT).
+    const alpn = conn.handshakeData.alpn ?? (conn.earlyDataState === "pending" ? session?.alpn : undefined);
+    const h3 = alpn === "h3" ? h3ClientFor(conn) : undefined;
     const results = await Promise.all(
       urls.map((u) =>
-        fetchOne(conn, u, dir, (n) => {
+        (h3 ? h3FetchOne.bind(null, h3) : fetchOne.bind(null, conn))(u, dir, (n) => {
           total += n;
           const secs = (performance.now() - started) / 1000;
           bar?.setTotal(Math.max(total, 1));
@@ -169,14 +213,34 @@ export const getCommand: Command = {
     );
     bar?.stop();
     const elapsed = (performance.now() - started) / 1000;
-    await conn.close(0n, "done").catch(() => {});
+    const earlyData = conn.earlyDataState;
+    if (sessionFile) {
+      // The server sends its ticket right after the handshake; give a late one a moment.
+      if (!newestTicket && !conn.closeReason) {
+        await Promise.race([ticketPromise, new Promise((r) => setTimeout(r, 300).unref())]);
+      }
+      if (newestTicket) {
+        try {
+          await saveSessionFile(sessionFile, newestTicket);
+        } catch (err) {
+          process.stderr.write(`purequic get: cannot save ${sessionFile}: ${(err as Error).message}\n`);
+        }
+      }
+    }
+    // HTTP/3 closes with H3_NO_ERROR (RFC 9114 §5.2), hq-interop with 0.
+    await conn.close(h3 ? 0x100n : 0n, "done").catch(() => {});
     const failed = results.filter((r) => !r.ok);
     for (const r of failed) process.stderr.write(`purequic get: ${r.url}: ${r.error}\n`);
     if (!values.quiet) {
       const mbit = (total * 8) / 1e6 / elapsed;
       process.stdout.write(
-        `${results.length - failed.length}/${results.length} files, ${total} bytes in ${elapsed.toFixed(2)} s (${mbit.toFixed(1)} Mbit/s)\n`,
+        `${results.length - failed.length}/${results.length} files, ${total} bytes in ${elapsed.toFixed(2)} s (${mbit.toFixed(1)} Mbit/s) over ${h3 ? "h3" : "hq-interop"}\n`,
       );
+      if (values.zerortt) {
+        const what =
+          earlyData === "none" ? "not attempted (no session allowing it)" : `${earlyData} by the server`;
+        process.stdout.write(`0-RTT: ${what}, ${conn.stats().zeroRttPacketsSent} 0-RTT packets sent\n`);
+      }
     }
     const reason = conn.closeReason;
     if (failed.length > 0 && reason && reason.kind !== "application") {

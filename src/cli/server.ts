@@ -1,15 +1,19 @@
 /**
- * `purequic server`: serves files over hq-interop (the QUIC Interop Runner's HTTP/0.9 over QUIC:
- * a bidi stream carries `GET /path\r\n`, the reply is the file's bytes then FIN; a missing file
- * resets the stream). Without --cert/--key a development certificate is generated.
+ * `purequic server`: serves files over HTTP/3 and hq-interop, picking the protocol per connection
+ * from the negotiated ALPN. h3: GET/HEAD /path → the file with content-length and a content-type
+ * from its extension, 404 otherwise. hq-interop (the QUIC Interop Runner's HTTP/0.9 over QUIC): a
+ * bidi stream carries `GET /path\r\n`, the reply is the file's bytes then FIN; a missing file
+ * resets the stream. Without --cert/--key a development certificate is generated.
  */
 
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdtemp, realpath, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve, sep } from "node:path";
+import { extname, join, resolve, sep } from "node:path";
+import { Readable } from "node:stream";
 import { parseArgs } from "node:util";
+import { createH3Server, type H3Handler } from "../h3/server.ts";
 import { listen, type QuicConnection, readPem } from "../quic/api.ts";
 import { parseCipherList } from "./ciphers.ts";
 import type { Command } from "./command.ts";
@@ -17,17 +21,19 @@ import { parseHostPort } from "./hostport.ts";
 
 const HELP = `Usage: purequic server [options]
 
-Serves the files under --root with hq-interop (GET /path over a bidirectional stream).
+Serves the files under --root over HTTP/3 (GET /path) and hq-interop (GET /path over a
+bidirectional stream), choosing per connection from the negotiated ALPN.
 
 Options:
   --listen HOST:PORT  address to listen on (default 127.0.0.1:4433)
   --root DIR          directory to serve (default: a generated demo directory)
   --cert FILE         PEM certificate chain (default: a generated development certificate)
   --key FILE          PEM private key
-  --alpn LIST         comma-separated ALPN protocols (default hq-interop)
+  --alpn LIST         comma-separated ALPN protocols (default h3,hq-interop)
   --ciphers LIST      TLS cipher suites to accept, e.g. TLS_CHACHA20_POLY1305_SHA256
   --max-streams N     concurrent bidirectional streams a client may open (default 100)
   --retry             validate every client address with a Retry first (RFC 9000 §8.1.2)
+  --early-data        accept 0-RTT from resuming clients (replayable: serve only safe requests)
   -h, --help          show this help
 `;
 
@@ -61,6 +67,47 @@ async function resolveFile(root: string, path: string): Promise<string | undefin
   }
 }
 
+const CONTENT_TYPES: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".htm": "text/html; charset=utf-8",
+  ".txt": "text/plain; charset=utf-8",
+  ".css": "text/css",
+  ".js": "text/javascript",
+  ".mjs": "text/javascript",
+  ".json": "application/json",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".jpg": "image/jpeg",
+  ".jpeg": "image/jpeg",
+  ".gif": "image/gif",
+  ".webp": "image/webp",
+  ".ico": "image/x-icon",
+  ".wasm": "application/wasm",
+  ".pdf": "application/pdf",
+};
+
+/** The h3 handler: GET/HEAD of a file under root, 404 for anything else. */
+function fileHandler(root: string): H3Handler {
+  return async (req) => {
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
+    }
+    const url = new URL(req.url);
+    const file = await resolveFile(root, url.pathname + url.search);
+    if (!file) return new Response("not found\n", { status: 404, headers: { "content-type": "text/plain" } });
+    const size = (await stat(file)).size;
+    const headers = {
+      "content-length": String(size),
+      "content-type": CONTENT_TYPES[extname(file).toLowerCase()] ?? "application/octet-stream",
+    };
+    if (req.method === "HEAD") return new Response(null, { headers });
+    const body = Readable.toWeb(
+      createReadStream(file, { highWaterMark: 256 * 1024 }),
+    ) as ReadableStream<Uint8Array>;
+    return new Response(body, { headers });
+  };
+}
+
 async function serveConnection(conn: QuicConnection, root: string): Promise<void> {
   for (let bi = await conn.acceptBi(); bi; bi = await conn.acceptBi()) {
     const { send, recv } = bi;
@@ -86,9 +133,24 @@ async function serveConnection(conn: QuicConnection, root: string): Promise<void
   }
 }
 
+/** Serves a connection with the protocol its ALPN names (HTTP/3 or hq-interop). */
+async function dispatch(
+  conn: QuicConnection,
+  root: string,
+  serveH3: (conn: QuicConnection) => Promise<unknown>,
+): Promise<void> {
+  try {
+    await conn.handshakeComplete;
+  } catch {
+    return;
+  }
+  if (conn.handshakeData.alpn === "h3") await serveH3(conn);
+  else await serveConnection(conn, root);
+}
+
 export const serverCommand: Command = {
   name: "server",
-  summary: "serve files over QUIC (hq-interop)",
+  summary: "serve files over HTTP/3 and hq-interop",
   async run(args) {
     const { values } = parseArgs({
       args,
@@ -100,6 +162,7 @@ export const serverCommand: Command = {
         alpn: { type: "string" },
         ciphers: { type: "string" },
         retry: { type: "boolean" },
+        "early-data": { type: "boolean" },
         "max-streams": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -114,7 +177,7 @@ export const serverCommand: Command = {
     }
     const { host, port } = parseHostPort(values.listen ?? "127.0.0.1:4433");
     const root = await realpath(values.root ?? (await makeDemoRoot()));
-    const alpn = (values.alpn ?? "hq-interop").split(",").filter(Boolean);
+    const alpn = (values.alpn ?? "h3,hq-interop").split(",").filter(Boolean);
     const server = await listen({
       host,
       port,
@@ -122,6 +185,7 @@ export const serverCommand: Command = {
       certificatePem: values.cert ? readPem(values.cert) : undefined,
       privateKeyPem: values.key ? readPem(values.key) : undefined,
       retry: values.retry ? "always" : "never",
+      earlyData: values["early-data"] === true,
       cipherSuites: values.ciphers ? parseCipherList(values.ciphers) : undefined,
       transport: values["max-streams"]
         ? { maxConcurrentBidiStreams: Number(values["max-streams"]) }
@@ -130,7 +194,7 @@ export const serverCommand: Command = {
     const a = server.address;
     const shown = a.family === "IPv6" ? `[${a.address}]` : a.address;
     process.stdout.write(
-      `purequic server listening on udp ${shown}:${a.port}, ALPN ${alpn.join(",")}, serving ${root}${values.retry ? ", Retry on" : ""}\n`,
+      `purequic server listening on udp ${shown}:${a.port}, ALPN ${alpn.join(",")}, serving ${root}${values.retry ? ", Retry on" : ""}${values["early-data"] ? ", 0-RTT on" : ""}\n`,
     );
     if (server.devCertificate) {
       const d = server.devCertificate;
@@ -144,14 +208,20 @@ export const serverCommand: Command = {
       `fetch with: bin/purequic get --insecure https://localhost:${a.port}/index.html\n` +
         `        or: bin/purequic get --cert-hash ${server.devCertificate?.certificateSha256Hex ?? "<sha256>"} https://127.0.0.1:${a.port}/10MB.bin\n`,
     );
+    const h3 = createH3Server(fileHandler(root), { shutdownTimeoutMs: 2000 });
     const stop = () => {
       // One line of counters on the way out (the interop runner reads it).
       process.stdout.write(`purequic server stats: ${JSON.stringify(server.stats())}\n`);
-      void server.close().then(() => process.exit(0));
+      // HTTP/3 connections get a GOAWAY and a moment to finish (RFC 9114 §5.2).
+      void h3
+        .close()
+        .catch(() => {})
+        .then(() => server.close())
+        .then(() => process.exit(0));
     };
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
-    for await (const conn of server) void serveConnection(conn, root).catch(() => {});
+    for await (const conn of server) void dispatch(conn, root, h3.serve).catch(() => {});
     return 0;
   },
 };

@@ -7,16 +7,25 @@
 
 import type { KeyObject } from "node:crypto";
 import { lookup } from "node:dns/promises";
-import { readFileSync } from "node:fs";
+import { appendFileSync, readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import type { AddressValidationStats, RetryPolicy } from "./address-validation.ts";
 import type { ConnectionCloseReason, TransportConfig } from "./connection/config.ts";
-import type { Connection, ConnectionEvent } from "./connection/connection.ts";
+import type {
+  Connection,
+  ConnectionEvent,
+  EarlyDataState,
+  ServerTicketConfig,
+} from "./connection/connection.ts";
+import { defaultCryptoProvider } from "./crypto/node-provider.ts";
 import { type ConnectionHandler, Endpoint, type SocketAddress } from "./endpoint.ts";
 import { QuicUsageError } from "./errors.ts";
+import { AntiReplay } from "./tls/anti-replay.ts";
 import type { CertificateVerificationMode } from "./tls/certificate-verifier.ts";
 import { loadCredentials } from "./tls/credentials.ts";
 import { type DevCertificate, generateDevCertificate } from "./tls/dev-certificate.ts";
+import type { SessionTicketEntry } from "./tls/session-cache.ts";
+import { TicketKeyRing } from "./tls/session-ticket.ts";
 
 const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 
@@ -267,8 +276,11 @@ export class QuicConnection {
   private datagramWaiters: Deferred<Uint8Array | null>[] = [];
   private readonly closedDeferred = deferred<ConnectionCloseReason>();
   private readonly established = deferred<void>();
+  private readonly earlyDataAnswer = deferred<boolean>();
   private closedReason: ConnectionCloseReason | undefined;
-  private readonly ticketListeners: ((t: import("./tls/session-cache.ts").SessionTicketEntry) => void)[] = [];
+  private readonly ticketListeners: ((t: SessionTicketEntry) => void)[] = [];
+  /** Tickets that came before any listener (delivered to the first one). */
+  private readonly earlyTickets: SessionTicketEntry[] = [];
   private readonly tokenListeners: ((token: Uint8Array) => void)[] = [];
   /** Bytes a SendStream may have unacknowledged before write() waits. */
   highWaterMark = DEFAULT_HIGH_WATER_MARK;
@@ -294,6 +306,24 @@ export class QuicConnection {
   /** Resolves when the handshake completes; rejects if the connection closes first. */
   get handshakeComplete(): Promise<void> {
     return this.established.promise;
+  }
+
+  /**
+   * Whether the server accepted 0-RTT (RFC 9001 §4.6.2): resolves once known, false when 0-RTT
+   * was not attempted (client) or not offered (server), or when the connection closed first.
+   * (Client) After a rejection the streams written in 0-RTT were sent again in 1-RTT: their data
+   * still arrives, but as if sent after the handshake.
+   */
+  get earlyDataAccepted(): Promise<boolean> {
+    return this.earlyDataAnswer.promise;
+  }
+
+  /**
+   * Where 0-RTT stands: "pending" while a client's data goes out in 0-RTT packets and the server has
+   * not answered, then "accepted" or "rejected"; "none" when not attempted.
+   */
+  get earlyDataState(): EarlyDataState {
+    return this.conn.earlyDataState;
   }
 
   /** Resolves with the reason once the connection is closed. */
@@ -361,9 +391,14 @@ export class QuicConnection {
     this.wake();
   }
 
-  /** Session tickets the server issued on this connection (for resumption later). */
-  onSessionTicket(listener: (t: import("./tls/session-cache.ts").SessionTicketEntry) => void): void {
+  /**
+   * (Client) Session tickets the server issued on this connection: pass one as
+   * `connect({ session })` to resume a later connection to this server (no certificate exchange),
+   * with `earlyData: true` to send 0-RTT. Use each ticket once (RFC 9001 §4.5, RFC 9846 §C.4).
+   */
+  onSessionTicket(listener: (t: SessionTicketEntry) => void): void {
     this.ticketListeners.push(listener);
+    for (const t of this.earlyTickets.splice(0)) listener(t);
   }
 
   /**
@@ -395,7 +430,8 @@ export class QuicConnection {
   }
 
   private async openId(bidi: boolean): Promise<number> {
-    await this.handshakeComplete;
+    // Streams open at once while 0-RTT data can be sent (their data goes in 0-RTT packets).
+    if (!this.conn.canSendEarlyData) await this.handshakeComplete;
     for (;;) {
       this.checkAlive();
       const id = this.conn.openStream(bidi);
@@ -486,6 +522,11 @@ export class QuicConnection {
     switch (e.type) {
       case "handshake-complete":
         this.established.resolve();
+        // No "early-data" before completion: 0-RTT was not attempted (or offered).
+        this.earlyDataAnswer.resolve(false);
+        return;
+      case "early-data":
+        this.earlyDataAnswer.resolve(e.accepted);
         return;
       case "stream-opened":
         if (e.bidi) {
@@ -522,6 +563,10 @@ export class QuicConnection {
         return;
       }
       case "session-ticket":
+        if (this.ticketListeners.length === 0) {
+          if (this.earlyTickets.length >= 4) this.earlyTickets.shift();
+          this.earlyTickets.push(e.ticket);
+        }
         for (const l of this.ticketListeners) l(e.ticket);
         return;
       case "new-token":
@@ -540,6 +585,7 @@ export class QuicConnection {
     this.closedReason = reason;
     const err = new ConnectionClosedError(reason);
     this.established.reject(err);
+    this.earlyDataAnswer.resolve(false);
     for (const s of this.sendStreams.values()) s.onClosed(reason);
     for (const s of this.recvStreams.values()) s.onClosed(reason);
     for (const w of this.biWaiters.splice(0)) w.resolve(null);
@@ -584,17 +630,49 @@ export interface ConnectOptions {
    * {@link QuicConnection.onNewToken}), sent in the first Initial (RFC 9000 §8.1.3).
    */
   readonly token?: Uint8Array;
+  /**
+   * A session ticket from an earlier connection to this server (see
+   * {@link QuicConnection.onSessionTicket}): the handshake resumes it (RFC 9846 §2.2, no
+   * certificate). Ignored when expired or for another server name or QUIC version.
+   */
+  readonly session?: SessionTicketEntry;
+  /**
+   * Send 0-RTT (RFC 9001 §4.6) with `session`, when its ticket allows it. Then connect() does not
+   * wait for the handshake: it resolves as soon as the ClientHello is ready (quinn's
+   * `into_0rtt()`), and streams opened and written right away leave in 0-RTT packets, the first
+   * ones in the datagram of the ClientHello. `earlyDataAccepted` tells whether the server took
+   * them; if not, their data is sent again in 1-RTT. Await `handshakeComplete` for ALPN, peer
+   * certificates and the exporter. Without a session allowing 0-RTT, connect() waits for the
+   * handshake as usual (`earlyDataState` is "none").
+   *
+   * 0-RTT data can be replayed by an attacker (RFC 9001 §9.2, RFC 9846 §8): only send requests
+   * that are safe to process twice.
+   */
+  readonly earlyData?: boolean;
 }
 
 function envKeyLog(): ((line: string) => void) | undefined {
   const file = process.env.SSLKEYLOGFILE;
   if (!file) return undefined;
+  let failed = false;
   return (line) => {
-    void import("node:fs").then((fs) => fs.appendFileSync(file, `${line}\n`));
+    // Synchronous, so a key line is on disk before the packets it decrypts leave the socket
+    // (Wireshark reads the file while capturing). A bad path warns once and never throws into
+    // the connection.
+    if (failed) return;
+    try {
+      appendFileSync(file, `${line}\n`);
+    } catch (err) {
+      failed = true;
+      process.emitWarning(`SSLKEYLOGFILE ${file}: ${(err as Error).message}; key logging disabled`);
+    }
   };
 }
 
-/** Opens a client connection. Resolves once the handshake completes. */
+/**
+ * Opens a client connection. Resolves once the handshake completes — or, with `earlyData` and a
+ * session allowing 0-RTT, as soon as 0-RTT data can be written (see {@link ConnectOptions.earlyData}).
+ */
 export async function connect(options: ConnectOptions): Promise<QuicConnection> {
   let address = options.host;
   if (isIP(address) === 0) address = (await lookup(options.host)).address;
@@ -627,6 +705,8 @@ export async function connect(options: ConnectOptions): Promise<QuicConnection> 
       transport: options.transport,
       keyLog: options.keyLog ?? envKeyLog(),
       token: options.token,
+      session: options.session,
+      earlyData: options.earlyData,
       tls: {
         serverName: options.serverName ?? options.host,
         alpnProtocols: options.alpn,
@@ -642,7 +722,8 @@ export async function connect(options: ConnectOptions): Promise<QuicConnection> 
   qc = new QuicConnection(conn, endpoint, remote, options.endpoint === undefined);
   const h = qc.handler();
   for (const e of pending.splice(0)) h.onEvent(e);
-  await qc.handshakeComplete;
+  // 0-RTT: the application writes now, before the handshake (RFC 9001 §4.6.1).
+  if (!conn.canSendEarlyData) await qc.handshakeComplete;
   return qc;
 }
 
@@ -668,6 +749,53 @@ export interface ListenOptions {
   readonly addressTokenKey?: Uint8Array;
   /** Give clients NEW_TOKEN tokens for their next connection (RFC 9000 §8.1.3); default true. */
   readonly sendNewTokens?: boolean;
+  /**
+   * Session tickets for resumption (RFC 9846 §4.6.1, RFC 9001 §4.5): on by default, sealed by one
+   * rotating key for the whole server. `false` sends none; an object tunes them.
+   */
+  readonly tickets?: boolean | ListenTicketOptions;
+  /**
+   * Accept 0-RTT from clients resuming with this server's tickets (RFC 9001 §4.6); default off,
+   * as in quinn. 0-RTT data can be replayed (RFC 9001 §9.2, RFC 9846 §8): the server accepts a
+   * ticket's early data at most once, but an application must only act on early requests that are
+   * safe to repeat. 0-RTT is rejected when the transport parameters remembered with a ticket are
+   * above the current ones (RFC 9000 §7.4.1). Needs tickets.
+   */
+  readonly earlyData?: boolean;
+}
+
+export interface ListenTicketOptions {
+  /**
+   * Ticket key (≥ 32 random bytes) shared by the servers of a deployment or kept across restarts;
+   * default a random key rotated every `rotationMs`.
+   */
+  readonly key?: Uint8Array;
+  /** Rotation period of the random ticket key, ms (default 12 h). */
+  readonly rotationMs?: number;
+  /** Ticket lifetime, seconds (clamped to what the key ring keeps and to 7 days). */
+  readonly lifetimeSeconds?: number;
+  /** NewSessionTicket messages per connection (default 1). */
+  readonly count?: number;
+}
+
+/** The ticket configuration every connection of a server shares: one key ring, one replay store. */
+function serverTickets(options: ListenOptions): ServerTicketConfig | undefined {
+  if (options.tickets === false) {
+    if (options.earlyData) throw new QuicUsageError("earlyData needs session tickets");
+    return undefined;
+  }
+  const t = typeof options.tickets === "object" ? options.tickets : {};
+  const provider = defaultCryptoProvider;
+  const keyRing = new TicketKeyRing(provider, { key: t.key, rotationMs: t.rotationMs });
+  const earlyData = options.earlyData === true;
+  return {
+    keyRing,
+    count: t.count,
+    lifetimeSeconds: t.lifetimeSeconds,
+    earlyData,
+    // RFC 9846 §8: each ticket's early data is accepted at most once.
+    antiReplay: earlyData ? new AntiReplay(provider, Date.now()) : undefined,
+  };
 }
 
 /** A listening server: an async iterable of incoming connections. */
@@ -735,6 +863,7 @@ export async function listen(options: ListenOptions): Promise<QuicServer> {
     privateKey = dev.privateKey;
   }
   const host = options.host ?? "0.0.0.0";
+  const tickets = serverTickets(options);
   const endpoint = await Endpoint.bind({
     host,
     port: options.port ?? 0,
@@ -749,6 +878,7 @@ export async function listen(options: ListenOptions): Promise<QuicServer> {
         credentials: { chainDer, privateKey },
         alpnProtocols: options.alpn,
         cipherSuites: options.cipherSuites,
+        tickets,
       },
     },
   });

@@ -191,7 +191,10 @@ export class Endpoint {
       handshaking: false,
     };
     this.register(entry);
-    this.service(entry);
+    // With 0-RTT, the first datagram waits for the end of this tick: what the application writes
+    // right after connecting travels in a 0-RTT packet coalesced with the Initial.
+    if (conn.canSendEarlyData) this.serviceSoon(entry);
+    else this.service(entry);
     return conn;
   }
 

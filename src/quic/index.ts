@@ -14,6 +14,7 @@ export {
   connect,
   describeReason,
   type ListenOptions,
+  type ListenTicketOptions,
   listen,
   QuicConnection,
   QuicServer,
@@ -31,8 +32,10 @@ export {
   type ClientConnectionConfig,
   Connection,
   type ConnectionEvent,
+  type EarlyDataState,
   type ServerConnectionConfig,
   type ServerHandshakeInfo,
+  type ServerTicketConfig,
 } from "./connection/connection.ts";
 export type { AeadName, CryptoProvider, HashName } from "./crypto/provider.ts";
 export {

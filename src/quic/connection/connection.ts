@@ -62,18 +62,26 @@ import { ReceiveFlowControl, SendFlowControl } from "../streams/flow-control.ts"
 import { CryptoReceiveBuffer } from "../streams/receive-buffer.ts";
 import { StreamScheduler } from "../streams/scheduler.ts";
 import { SendBuffer } from "../streams/send-buffer.ts";
-import { isLocallyInitiated, LocalStreamIds, RemoteStreamIds, StreamType } from "../streams/stream-id.ts";
+import {
+  isLocallyInitiated,
+  LocalStreamIds,
+  RemoteStreamIds,
+  StreamType,
+  streamIndex,
+} from "../streams/stream-id.ts";
 import { checkPeerStreamFrame } from "../streams/stream-state.ts";
 import { AlertDescription, TlsError } from "../tls/alert.ts";
 import { TlsClient, type TlsClientConfig } from "../tls/client.ts";
 import type { EncryptionLevel, TlsEndpoint, TlsEvent } from "../tls/handshake.ts";
-import { TlsServer, type TlsServerConfig } from "../tls/server.ts";
+import { TlsServer, type TlsServerConfig, type TlsServerTicketConfig } from "../tls/server.ts";
 import type { SessionTicketEntry } from "../tls/session-cache.ts";
-import { rememberedTransportParameters } from "../tls/session-ticket.ts";
+import { rememberedTransportParameters, type TicketState } from "../tls/session-ticket.ts";
 import {
   checkConnectionIdParameters,
+  checkZeroRttParameters,
   decodeTransportParameters,
   encodeTransportParameters,
+  findZeroRttReduction,
   type TransportParameters,
   transportParametersSize,
 } from "../transport-parameters.ts";
@@ -90,17 +98,42 @@ import { Stream } from "./stream.ts";
 export type Side = "client" | "server";
 
 export interface ClientConnectionConfig extends ConnectionCommonConfig {
-  readonly tls: Omit<TlsClientConfig, "transportParameters" | "provider" | "keyLog">;
+  readonly tls: Omit<
+    TlsClientConfig,
+    "transportParameters" | "provider" | "keyLog" | "resumption" | "enableEarlyData"
+  >;
   /**
    * An address validation token from a NEW_TOKEN frame of an earlier connection to this server
    * (RFC 9000 §8.1.3), sent in the Token field of our Initials so that the server may skip
    * address validation. A Retry replaces it.
    */
   readonly token?: Uint8Array;
+  /**
+   * A session from an earlier connection to this server (a "session-ticket" event) to resume
+   * (RFC 9846 §2.2, RFC 9001 §4.5). Used only with the QUIC version it came from (RFC 9369 §5).
+   */
+  readonly session?: SessionTicketEntry;
+  /**
+   * Offer 0-RTT with `session` when its ticket allows it (RFC 9001 §4.6.1): streams opened and
+   * written before the handshake completes leave in 0-RTT packets, under the server transport
+   * parameters remembered with the session (RFC 9000 §7.4.1). 0-RTT data can be replayed by an
+   * attacker (RFC 9001 §9.2): only send what is safe to process twice.
+   */
+  readonly earlyData?: boolean;
 }
 
+/** Session tickets of a server connection; the connection adds its QUIC version and parameters. */
+export type ServerTicketConfig = Omit<TlsServerTicketConfig, "quicVersion" | "transportParameters">;
+
 export interface ServerConnectionConfig extends ConnectionCommonConfig {
-  readonly tls: Omit<TlsServerConfig, "transportParameters" | "provider" | "keyLog">;
+  readonly tls: Omit<TlsServerConfig, "transportParameters" | "provider" | "keyLog" | "tickets"> & {
+    /**
+     * Resumption and 0-RTT (RFC 9846 §4.6.1, RFC 9001 §4.6). The connection fills in the QUIC
+     * version and transport parameters to seal in tickets, and rejects 0-RTT for a ticket whose
+     * remembered parameters it would now reduce (RFC 9000 §7.4.1) before asking `acceptEarlyData`.
+     */
+    readonly tickets?: ServerTicketConfig;
+  };
   /**
    * A token for one NEW_TOKEN frame (RFC 9000 §8.1.3, §19.7), asked for once the handshake is
    * confirmed; none is sent when absent or when it returns undefined. The endpoint binds it to the
@@ -145,6 +178,11 @@ export type ConnectionEvent =
   | { readonly type: "streams-available"; readonly bidi: boolean }
   | { readonly type: "datagram"; readonly data: Uint8Array }
   | { readonly type: "session-ticket"; readonly ticket: SessionTicketEntry }
+  /**
+   * Whether the server accepted 0-RTT (RFC 9001 §4.6.2), once known. (Client) When it did not,
+   * everything sent in 0-RTT is sent again in 1-RTT under the server's actual limits.
+   */
+  | { readonly type: "early-data"; readonly accepted: boolean }
   /** (Client) An address validation token for a later connection to this server (NEW_TOKEN, RFC 9000 §19.7). */
   | { readonly type: "new-token"; readonly token: Uint8Array }
   /** A stateless reset token the peer gave us: datagrams ending with it belong to this connection. */
@@ -177,6 +215,38 @@ type SpaceId = 0 | 1 | 2;
 const INITIAL: SpaceId = 0;
 const HANDSHAKE: SpaceId = 1;
 const APP: SpaceId = 2;
+/** Marks buffered 0-RTT packets (application space, 0-RTT keys). */
+const ZERO_RTT_LEVEL = 3;
+/**
+ * The order of packets in a datagram: Initial, 0-RTT, Handshake, 1-RTT (RFC 9000 §12.2: by
+ * increasing encryption level). Index 1 is the 0-RTT packet, in the application space.
+ */
+const SEND_ORDER: readonly SpaceId[] = [INITIAL, APP, HANDSHAKE, APP];
+const SEND_ZERO_RTT = 1;
+
+/** Where 0-RTT stands (RFC 9001 §4.6). */
+export type EarlyDataState =
+  /** Not attempted (client) / not offered (server), or not yet known (server). */
+  | "none"
+  /** (Client) 0-RTT keys installed and in use; the server has not answered yet. */
+  | "pending"
+  | "accepted"
+  | "rejected";
+
+/** One packet being assembled in the datagram buffer. */
+interface PacketInProgress {
+  start: number;
+  pnOffset: number;
+  payloadEnd: number;
+  qframes?: Frame[] | undefined;
+  space: SpaceId;
+  pn: number;
+  frames: Sent[];
+  ackEliciting: boolean;
+  long: boolean;
+  /** A 0-RTT packet (application space, 0-RTT keys). */
+  zeroRtt: boolean;
+}
 
 class PacketSpace {
   readKeys: PacketKeys | undefined;
@@ -274,7 +344,7 @@ export class Connection {
   private idleTimeout: number;
 
   // Flow control and streams.
-  private readonly sendFlow = new SendFlowControl(0);
+  private sendFlow = new SendFlowControl(0);
   private readonly recvFlow: ReceiveFlowControl;
   private maxDataPending = false;
   private readonly streams = new Map<number, Stream>();
@@ -329,7 +399,29 @@ export class Connection {
   private keyUpdatePending = false;
   private firstPnInPhase = 0;
 
-  private readonly undecryptable: { data: Uint8Array; level: SpaceId }[] = [];
+  private readonly undecryptable: { data: Uint8Array; level: SpaceId | typeof ZERO_RTT_LEVEL }[] = [];
+
+  // 0-RTT (RFC 9001 §4.6, §5.6).
+  private earlyData: EarlyDataState = "none";
+  /** Client: the 0-RTT write keys; server: the 0-RTT read keys. */
+  private zeroRttKeys: PacketKeys | undefined;
+  /** (Server) When the 0-RTT read keys go (RFC 9001 §4.9.3: 3 PTO after the first 1-RTT packet). */
+  private zeroRttDiscardAt = Number.POSITIVE_INFINITY;
+  /** (Client) The server transport parameters remembered with the session (RFC 9000 §7.4.1). */
+  private rememberedParams: TransportParameters | undefined;
+  /** (Client) The first 1-RTT packet number (those below were 0-RTT packets). */
+  private firstOneRttPn = 0;
+  /** (Client) Application-space packet numbers below this were 0-RTT packets the server rejected. */
+  private rejectedZeroRttPns = 0;
+  /**
+   * (Client, after a 0-RTT rejection) The server's actual stream limits when they are below the
+   * remembered ones 0-RTT opened streams under: streams past them wait for MAX_STREAMS.
+   */
+  private streamCapBidi = Number.POSITIVE_INFINITY;
+  private streamCapUni = Number.POSITIVE_INFINITY;
+  private streamsCapped = false;
+  /** The packet being built is a 0-RTT one (addAppFrames leaves out frames 0-RTT cannot carry). */
+  private buildingZeroRtt = false;
   /** qlog sink, when enabled (QLOGDIR or the qlog option). */
   private readonly qlog: QlogSink | undefined;
   private readonly unprotected = createUnprotectedPacket();
@@ -344,6 +436,8 @@ export class Connection {
     bytesReceived: 0,
     datagramsDropped: 0,
     congestionEvents: 0,
+    zeroRttPacketsSent: 0,
+    zeroRttPacketsReceived: 0,
   };
 
   private constructor(side: Side, common: ConnectionCommonConfig, now: number, info?: ServerHandshakeInfo) {
@@ -426,8 +520,14 @@ export class Connection {
 
     if (this.isServer) {
       const cfg = (common as ServerConnectionConfig).tls;
-      const tickets = cfg.tickets
-        ? { ...cfg.tickets, quicVersion: this.version, transportParameters: this.localParams }
+      const t = cfg.tickets;
+      const tickets: TlsServerTicketConfig | undefined = t
+        ? {
+            ...t,
+            quicVersion: this.version,
+            transportParameters: this.localParams,
+            acceptEarlyData: (ticket) => this.acceptEarlyData(ticket, t.acceptEarlyData),
+          }
         : undefined;
       this.tls = new TlsServer({
         ...cfg,
@@ -437,9 +537,16 @@ export class Connection {
         keyLog: common.keyLog,
       });
     } else {
-      const cfg = (common as ClientConnectionConfig).tls;
+      const client = common as ClientConnectionConfig;
+      // RFC 9369 §5: a ticket is only used with the QUIC version of the connection it came from.
+      const session = client.session?.quicVersion === this.version ? client.session : undefined;
+      // RFC 9000 §7.4.1: 0-RTT needs the server's remembered transport parameters.
+      const earlyData = client.earlyData === true && session?.transportParameters !== undefined;
+      if (earlyData) this.rememberedParams = session?.transportParameters;
       this.tls = new TlsClient({
-        ...cfg,
+        ...client.tls,
+        resumption: session,
+        enableEarlyData: earlyData,
         transportParameters: tpBytes,
         provider: this.provider,
         keyLog: common.keyLog,
@@ -515,6 +622,23 @@ export class Connection {
     return this.originalDcid;
   }
 
+  /**
+   * Where 0-RTT stands (RFC 9001 §4.6): a client that offered it is "pending" until the server's
+   * EncryptedExtensions say "accepted" or "rejected"; a server is "accepted" or "rejected" once it
+   * read a ClientHello offering it, "none" otherwise.
+   */
+  get earlyDataState(): EarlyDataState {
+    return this.earlyData;
+  }
+
+  /**
+   * (Client) Application data written now leaves in 0-RTT packets: 0-RTT keys are installed and
+   * the 1-RTT keys are not there yet.
+   */
+  get canSendEarlyData(): boolean {
+    return this.zeroRttKeys !== undefined && !this.isServer && this.spaces[APP].writeKeys === undefined;
+  }
+
   /** The TLS session (for the exporter, peer certificates, resumption facts). */
   get tlsSession(): TlsClient | TlsServer {
     return this.tls as TlsClient | TlsServer;
@@ -536,6 +660,9 @@ export class Connection {
     smoothedRtt: number;
     datagramsDropped: number;
     congestionEvents: number;
+    /** 0-RTT packets sent (client) / accepted and decrypted (server). */
+    zeroRttPacketsSent: number;
+    zeroRttPacketsReceived: number;
   } {
     return {
       ...this.counters,
@@ -636,8 +763,180 @@ export class Connection {
         return;
       }
       case "early-data":
-        return; // 0-RTT is not wired into the connection yet (issue #6)
+        this.onEarlyData(e.accepted);
+        return;
     }
+  }
+
+  /**
+   * (Server) Whether to accept 0-RTT with `ticket`, after the TLS checks passed. RFC 9000 §7.4.1:
+   * a server that would now reduce one of the limits remembered with the ticket MUST NOT accept
+   * 0-RTT (it rejects it and the client falls back to 1-RTT); then the application decides.
+   */
+  private acceptEarlyData(
+    ticket: TicketState,
+    user: ((ticket: TicketState) => boolean) | undefined,
+  ): boolean {
+    const remembered = ticket.transportParameters;
+    if (!remembered || findZeroRttReduction(remembered, this.localParams) !== undefined) return false;
+    return user ? user(ticket) : true;
+  }
+
+  /** TLS decided on 0-RTT (RFC 9001 §4.6.2). */
+  private onEarlyData(accepted: boolean): void {
+    if (this.isServer) {
+      this.earlyData = accepted ? "accepted" : "rejected";
+      if (!accepted) {
+        // RFC 9001 §4.6.2: when rejecting 0-RTT, a server MUST NOT process any 0-RTT packet.
+        this.dropZeroRttKeys();
+        this.dropBufferedZeroRtt();
+      }
+      this.events.push({ type: "early-data", accepted });
+      return;
+    }
+    if (this.earlyData !== "pending") return;
+    if (accepted) {
+      this.earlyData = "accepted";
+      // RFC 9000 §7.4.1: a server that accepts 0-RTT MUST NOT reduce the remembered limits; the
+      // client checks (PROTOCOL_VIOLATION, as RFC 9221 §3 mandates for max_datagram_frame_size).
+      if (this.rememberedParams && this.peerParams)
+        checkZeroRttParameters(this.rememberedParams, this.peerParams);
+    } else {
+      this.earlyData = "rejected";
+      this.dropZeroRttKeys();
+      this.onZeroRttRejected();
+    }
+    this.events.push({ type: "early-data", accepted });
+  }
+
+  private dropZeroRttKeys(): void {
+    if (!this.zeroRttKeys) return;
+    this.zeroRttKeys = undefined;
+    this.qlog?.keyDiscarded({ keyType: "client_0rtt_secret" }, this.now);
+  }
+
+  private dropBufferedZeroRtt(): void {
+    for (let i = this.undecryptable.length - 1; i >= 0; i--)
+      if (this.undecryptable[i].level === ZERO_RTT_LEVEL) this.undecryptable.splice(i, 1);
+  }
+
+  /**
+   * (Client) The server rejected 0-RTT (RFC 9001 §4.6.2): every frame sent in 0-RTT is lost and
+   * the state of all streams is reset — rebuilt under the server's actual limits, with the data
+   * the application wrote queued again for 1-RTT. Only 0-RTT packets are in the application space
+   * yet (1-RTT keys come with the server's Finished, after EncryptedExtensions), so all of its
+   * packets go; RFC 9002 §6.4: they leave bytes in flight.
+   */
+  private onZeroRttRejected(): void {
+    this.rejectedZeroRttPns = this.spaces[APP].nextPn;
+    const { discarded } = this.loss.discardSpace(APP as PacketNumberSpace, this.now);
+    let bytes = 0;
+    for (const p of discarded) {
+      if (p.inFlight) bytes += p.size;
+      this.requeueFrames(p.frames, APP);
+    }
+    if (bytes > 0) this.cc.removeFromFlight(bytes);
+    // The limits remembered for 0-RTT no longer hold: the server's own ones (from its transport
+    // parameters, or none until they arrive after a HelloRetryRequest) apply from scratch.
+    this.rememberedParams = undefined;
+    const p = this.peerParams;
+    this.sendFlow = new SendFlowControl(p?.initialMaxData ?? 0);
+    this.streamCapBidi = p?.initialMaxStreamsBidi ?? 0;
+    this.streamCapUni = p?.initialMaxStreamsUni ?? 0;
+    this.updateStreamCaps();
+    this.peerMaxDatagramFrameSize = p?.maxDatagramFrameSize ?? 0;
+    const maxDatagram = this.maxDatagramSize;
+    for (let i = this.outgoingDatagrams.length - 1; i >= 0; i--) {
+      if (this.outgoingDatagrams[i].length > maxDatagram) {
+        this.outgoingDatagrams.splice(i, 1);
+        this.counters.datagramsDropped++;
+      }
+    }
+    for (const old of [...this.streams.values()]) this.rebuildStream(old);
+  }
+
+  /**
+   * (Client, 0-RTT rejected) Replaces a stream opened in 0-RTT by a fresh one under the server's
+   * limits, holding the same written data (and FIN, reset or STOP_SENDING) to send again. The
+   * server never saw the stream: nothing of it was received or acknowledged.
+   */
+  private rebuildStream(old: Stream): void {
+    const id = old.id;
+    if (old.send && old.send.buffer.ackedOffset > 0) return; // cannot happen: nothing was acknowledged
+    const fresh = new Stream(
+      id,
+      this.isServer,
+      this.peerSendLimit(id),
+      this.config.streamReceiveWindow,
+      this.config.maxStreamReceiveWindow,
+    );
+    fresh.urgency = old.urgency;
+    fresh.incremental = old.incremental;
+    this.streams.set(id, fresh);
+    this.scheduler.remove(id);
+    if (fresh.send) this.scheduler.add(id, fresh.urgency, fresh.incremental);
+    const send = old.send;
+    if (send && fresh.send) {
+      if (send.resetCode !== undefined) {
+        fresh.send.resetCode = send.resetCode;
+        fresh.send.resetPending = true;
+        fresh.send.buffer.reset();
+        this.controlStreams.add(id);
+      } else {
+        // Read the written bytes back out in order: what was sent (marked lost), then the rest.
+        const b = send.buffer;
+        if (b.sentOffset > 0) b.onLost(0, b.sentOffset, false);
+        for (let c = b.nextChunk(1 << 30); c && c.data.length > 0; c = b.nextChunk(1 << 30))
+          fresh.send.buffer.write(c.data, true);
+        if (b.finished) fresh.send.buffer.finish();
+        this.scheduleStream(fresh);
+      }
+    }
+    if (old.recv?.stopCode !== undefined && fresh.recv) {
+      fresh.recv.stopCode = old.recv.stopCode;
+      fresh.recv.stopPending = true;
+      this.controlStreams.add(id);
+    }
+  }
+
+  /** The peer's initial limit for data we send on stream `id` (RFC 9000 §18.2). */
+  private peerSendLimit(id: number): number {
+    // Before the server's transport parameters arrive, 0-RTT uses the remembered ones (§7.4.1).
+    const p = this.peerParams ?? this.rememberedParams;
+    if ((id & 2) !== 0) return p?.initialMaxStreamDataUni ?? 0;
+    // bidi_remote for streams we open, bidi_local for the peer's.
+    return isLocallyInitiated(id, this.isServer)
+      ? (p?.initialMaxStreamDataBidiRemote ?? 0)
+      : (p?.initialMaxStreamDataBidiLocal ?? 0);
+  }
+
+  /** Caps at or above the stream limits the peer gave are no caps. */
+  private updateStreamCaps(): void {
+    if (this.streamCapBidi >= this.localBidi.limit) this.streamCapBidi = Number.POSITIVE_INFINITY;
+    if (this.streamCapUni >= this.localUni.limit) this.streamCapUni = Number.POSITIVE_INFINITY;
+    this.streamsCapped =
+      this.streamCapBidi !== Number.POSITIVE_INFINITY || this.streamCapUni !== Number.POSITIVE_INFINITY;
+  }
+
+  /** How many streams of a kind we may open in all (the peer's limit, and any 0-RTT cap). */
+  private streamLimit(bidi: boolean): number {
+    return bidi
+      ? Math.min(this.localBidi.limit, this.streamCapBidi)
+      : Math.min(this.localUni.limit, this.streamCapUni);
+  }
+
+  /** A new stream limit from the peer (transport parameter or MAX_STREAMS); returns whether it grew. */
+  private onPeerStreamLimit(bidi: boolean, maximum: number): boolean {
+    const before = this.streamLimit(bidi);
+    (bidi ? this.localBidi : this.localUni).onMaxStreams(maximum);
+    if (this.streamsCapped) {
+      if (bidi) this.streamCapBidi = Math.max(this.streamCapBidi, maximum);
+      else this.streamCapUni = Math.max(this.streamCapUni, maximum);
+      this.updateStreamCaps();
+      // Streams opened in 0-RTT past the cap may go now.
+      this.wakeBlockedStreams();
+    }
+    return this.streamLimit(bidi) > before;
   }
 
   private onSecret(
@@ -647,8 +946,19 @@ export class Connection {
     hash: import("../crypto/provider.ts").HashName,
     secret: Uint8Array,
   ): void {
-    if (level === "early") return; // 0-RTT keys: issue #6
     const keys = derivePacketKeys(this.provider, aead, hash, secret, this.version);
+    if (level === "early") {
+      this.qlog?.keyUpdated({ keyType: "client_0rtt_secret", trigger: "tls" }, this.now);
+      this.zeroRttKeys = keys;
+      if (this.isServer) {
+        // 0-RTT packets that came before the ClientHello was processed may be readable now.
+        this.retryUndecryptable();
+      } else {
+        this.earlyData = "pending";
+        this.applyRememberedParameters();
+      }
+      return;
+    }
     if (this.qlog) {
       const writer = direction === "write" ? this.side : this.isServer ? "client" : "server";
       const kind = level === "handshake" ? "handshake" : "1rtt";
@@ -668,8 +978,27 @@ export class Connection {
       } else this.appWriteSecret = secret;
     }
     if (level === "handshake") this.loss.setHandshakeKeysAvailable(this.now);
+    // RFC 9001 §5.6: once a client has installed 1-RTT keys, it MUST NOT send 0-RTT packets (and
+    // §4.9.3: SHOULD discard the 0-RTT keys).
+    if (level === "application" && direction === "write" && !this.isServer) {
+      this.dropZeroRttKeys();
+      this.firstOneRttPn = this.spaces[APP].nextPn;
+    }
     // Undecryptable packets that arrived early may be readable now.
     if (direction === "read") this.retryUndecryptable();
+  }
+
+  /**
+   * (Client, 0-RTT) RFC 9000 §7.4.1: until the server's transport parameters arrive, the limits
+   * it gave on the connection the session comes from apply (flow control, streams, datagrams).
+   */
+  private applyRememberedParameters(): void {
+    const p = this.rememberedParams;
+    if (!p) return;
+    this.peerMaxDatagramFrameSize = p.maxDatagramFrameSize ?? 0;
+    this.sendFlow.onMaxData(p.initialMaxData ?? 0);
+    this.localBidi.onMaxStreams(p.initialMaxStreamsBidi ?? 0);
+    this.localUni.onMaxStreams(p.initialMaxStreamsUni ?? 0);
   }
 
   private onPeerTransportParameters(bytes: Uint8Array): void {
@@ -691,9 +1020,19 @@ export class Connection {
     this.peerAckDelayExponent = p.ackDelayExponent ?? 3;
     this.loss.setMaxAckDelay(p.maxAckDelay ?? 25, this.now);
     this.peerMaxDatagramFrameSize = p.maxDatagramFrameSize ?? 0;
-    this.sendFlow.onMaxData(p.initialMaxData ?? 0);
-    this.localBidi.onMaxStreams(p.initialMaxStreamsBidi ?? 0);
-    this.localUni.onMaxStreams(p.initialMaxStreamsUni ?? 0);
+    // Limits only grow here: one below what 0-RTT used is either a PROTOCOL_VIOLATION (0-RTT
+    // accepted, checked on the early-data decision) or rebuilt from scratch (0-RTT rejected).
+    if (this.sendFlow.onMaxData(p.initialMaxData ?? 0)) this.wakeBlockedStreams();
+    // (A client that tried 0-RTT may have waited for streams: tell it they can be opened.)
+    const announce = !this.isServer && this.earlyData !== "none";
+    if (this.onPeerStreamLimit(true, p.initialMaxStreamsBidi ?? 0) && announce)
+      this.events.push({ type: "streams-available", bidi: true });
+    if (this.onPeerStreamLimit(false, p.initialMaxStreamsUni ?? 0) && announce)
+      this.events.push({ type: "streams-available", bidi: false });
+    // Streams opened before the server's limits were known (0-RTT) get them now.
+    for (const s of this.streams.values()) {
+      if (s.send?.flow.onMaxData(this.peerSendLimit(s.id))) this.scheduleStream(s);
+    }
     const peerIdle = p.maxIdleTimeout ?? 0;
     // RFC 9000 §10.1: the effective idle timeout is the minimum of both, 0 meaning none.
     if (peerIdle > 0 && (this.idleTimeout === 0 || peerIdle < this.idleTimeout)) this.idleTimeout = peerIdle;
@@ -701,7 +1040,6 @@ export class Connection {
       this.remoteCids[0].resetToken = p.statelessResetToken;
       this.events.push({ type: "peer-reset-token", token: p.statelessResetToken, retired: false });
     }
-    // Streams opened before the limits were known (none today) would be updated here.
   }
 
   /** The client's SCID as the server saw it: what its initial_source_connection_id must be. */
@@ -831,6 +1169,7 @@ export class Connection {
     if ("version" in h && h.version !== this.version) return false;
     let spaceId: SpaceId;
     let packetType: FramePacketType;
+    let zeroRtt = false;
     switch (h.type) {
       case PacketType.Initial:
         spaceId = INITIAL;
@@ -845,26 +1184,60 @@ export class Connection {
         packetType = "handshake";
         break;
       case PacketType.ZeroRtt:
-        return false; // 0-RTT: issue #6
+        // RFC 9001 §5.6: a client MUST NOT attempt to decrypt 0-RTT packets; it discards them.
+        if (!this.isServer) return false;
+        // RFC 9000 §12.3: 0-RTT and 1-RTT packets share the application packet number space.
+        spaceId = APP;
+        packetType = "0rtt";
+        zeroRtt = true;
+        break;
       default:
         spaceId = APP;
         packetType = "1rtt";
     }
     const space = this.spaces[spaceId];
     if (space.discarded) return false;
-    if (!space.readKeys) {
-      // Keys not yet available (reordering): keep a few packets to try again later.
-      if (this.undecryptable.length < MAX_BUFFERED_UNDECRYPTABLE) {
-        this.undecryptable.push({ data: datagram.slice(h.packetStart, h.packetEnd), level: spaceId });
+    if (zeroRtt ? !this.zeroRttKeys : !space.readKeys) {
+      // Keys not yet available (reordering): keep a few packets to try again later. 0-RTT packets
+      // only until the ClientHello is processed: then 0-RTT was accepted (keys) or not (drop).
+      if (
+        this.undecryptable.length < MAX_BUFFERED_UNDECRYPTABLE &&
+        (!zeroRtt || this.peerParams === undefined)
+      ) {
+        this.undecryptable.push({
+          data: datagram.slice(h.packetStart, h.packetEnd),
+          level: zeroRtt ? ZERO_RTT_LEVEL : spaceId,
+        });
       }
       return false;
     }
     const pnOffset = "pnOffset" in h ? h.pnOffset : 0;
-    const payloadLength = this.unprotect(datagram, h.packetStart, pnOffset, h.packetEnd, spaceId);
+    const payloadLength = zeroRtt
+      ? unprotectPacket(
+          this.zeroRttKeys!,
+          datagram,
+          h.packetStart,
+          pnOffset,
+          h.packetEnd,
+          space.received.largest,
+          this.unprotected,
+        )
+      : this.unprotect(datagram, h.packetStart, pnOffset, h.packetEnd, spaceId);
     if (payloadLength < 0) return false;
     const pn = this.unprotected.packetNumber;
     if (space.received.isDuplicate(pn)) return true;
     this.counters.packetsReceived++;
+    if (zeroRtt) this.counters.zeroRttPacketsReceived++;
+    else if (
+      spaceId === APP &&
+      this.zeroRttKeys &&
+      this.isServer &&
+      this.zeroRttDiscardAt === Number.POSITIVE_INFINITY
+    ) {
+      // RFC 9001 §4.9.3: after receiving a 1-RTT packet, a server MUST discard 0-RTT keys within a
+      // short time (RECOMMENDED: three times the PTO); until then reordered 0-RTT packets are read.
+      this.zeroRttDiscardAt = now + 3 * this.ptoDuration();
+    }
 
     // The client learns the server's connection ID from its first Initial (RFC 9000 §7.2).
     if (!this.isServer && !this.receivedFromPeer && "scid" in h) {
@@ -1021,8 +1394,9 @@ export class Connection {
     if (this.undecryptable.length === 0) return;
     const pending = this.undecryptable.splice(0);
     for (const p of pending) {
-      if (!this.spaces[p.level].readKeys) {
-        this.undecryptable.push(p);
+      if (p.level === ZERO_RTT_LEVEL ? !this.zeroRttKeys : !this.spaces[p.level].readKeys) {
+        // 0-RTT packets wait only while 0-RTT may still be accepted (ClientHello not yet read).
+        if (p.level !== ZERO_RTT_LEVEL || this.peerParams === undefined) this.undecryptable.push(p);
         continue;
       }
       try {
@@ -1049,6 +1423,14 @@ export class Connection {
     // RFC 9000 §8.1.3: a NEW_TOKEN token is for connection attempts using the same version.
     this.initialToken = EMPTY;
     this.restartInitial(this.dcid);
+    if (this.earlyData === "pending") {
+      // RFC 9369 §5: the session (and its 0-RTT keys) belongs to the version we gave up: what was
+      // sent in 0-RTT goes again in 1-RTT, as after a rejection.
+      this.earlyData = "rejected";
+      this.dropZeroRttKeys();
+      this.onZeroRttRejected();
+      this.events.push({ type: "early-data", accepted: false });
+    }
   }
 
   private onRetry(datagram: Uint8Array, h: Extract<PacketHeader, { type: typeof PacketType.Retry }>): void {
@@ -1071,7 +1453,12 @@ export class Connection {
   private restartInitial(keyCid: Uint8Array): void {
     const { discarded } = this.loss.resetForRetry(this.now);
     let bytes = 0;
-    for (const p of discarded) if (p.inFlight) bytes += p.size;
+    for (const p of discarded) {
+      if (p.inFlight) bytes += p.size;
+      // 0-RTT packets: their frames go again (RFC 9001 §4.6.2: a Retry or Version Negotiation
+      // does not reject 0-RTT). The Initials' CRYPTO data is resent whole below.
+      if (p.frames.some((f) => f.k !== "crypto" && f.k !== "ack")) this.requeueFrames(p.frames, APP);
+    }
     if (bytes > 0) this.cc.removeFromFlight(bytes);
     this.installInitialKeys(keyCid);
     const space = this.spaces[INITIAL];
@@ -1146,11 +1533,10 @@ export class Connection {
         }
         return;
       }
-      case "max_streams": {
-        const ids = f.bidi ? this.localBidi : this.localUni;
-        if (ids.onMaxStreams(f.maximum)) this.events.push({ type: "streams-available", bidi: f.bidi });
+      case "max_streams":
+        if (this.onPeerStreamLimit(f.bidi, f.maximum))
+          this.events.push({ type: "streams-available", bidi: f.bidi });
         return;
-      }
       case "data_blocked":
       case "streams_blocked":
         return;
@@ -1221,6 +1607,15 @@ export class Connection {
   }
 
   private onAck(f: AckFrame, spaceId: SpaceId, now: number): void {
+    if (spaceId === APP && f.ranges[f.ranges.length - 1] < this.rejectedZeroRttPns) {
+      // RFC 9001 §4.6.2: an acknowledgment of a 0-RTT packet after 0-RTT was rejected SHOULD be
+      // treated as a PROTOCOL_VIOLATION.
+      throw new QuicError(
+        TransportErrorCode.PROTOCOL_VIOLATION,
+        "acknowledgment of a rejected 0-RTT packet",
+        FrameType.ACK,
+      );
+    }
     const ackDelay = spaceId === APP ? (f.ackDelay * 2 ** this.peerAckDelayExponent) / 1000 : 0;
     const result = this.loss.onAckReceived(
       spaceId as PacketNumberSpace,
@@ -1252,9 +1647,15 @@ export class Connection {
         now,
       );
     }
-    if (spaceId === APP && !this.isServer && !this.handshakeConfirmed && result.newlyAcked.length > 0) {
-      // RFC 9001 §4.1.2: an acknowledgment of a 1-RTT packet confirms the handshake too.
-      this.confirmHandshake();
+    if (spaceId === APP && !this.isServer && !this.handshakeConfirmed && this.state === "established") {
+      // RFC 9001 §4.1.2: an acknowledgment of a 1-RTT packet confirms the handshake too (one of
+      // a 0-RTT packet, which the server sends before our Finished, does not).
+      for (const p of result.newlyAcked) {
+        if (p.packetNumber >= this.firstOneRttPn) {
+          this.confirmHandshake();
+          break;
+        }
+      }
     }
   }
 
@@ -1307,7 +1708,12 @@ export class Connection {
       },
       this.now,
     );
-    for (const s of p.frames) {
+    this.requeueFrames(p.frames, spaceId);
+  }
+
+  /** Queues again what the frames of a lost (or discarded 0-RTT) packet carried (RFC 9000 §13.3). */
+  private requeueFrames(frames: Sent[], spaceId: SpaceId): void {
+    for (const s of frames) {
       switch (s.k) {
         case "crypto":
           this.spaces[spaceId].cryptoSend.onLost(s.offset, s.length, false);
@@ -1485,19 +1891,10 @@ export class Connection {
   }
 
   private createStream(id: number): Stream {
-    const p = this.peerParams;
-    const local = isLocallyInitiated(id, this.isServer);
-    const bidi = (id & 2) === 0;
-    // The peer's limit for data we send: bidi_remote for streams we open, bidi_local for theirs.
-    const sendLimit = bidi
-      ? local
-        ? (p?.initialMaxStreamDataBidiRemote ?? 0)
-        : (p?.initialMaxStreamDataBidiLocal ?? 0)
-      : (p?.initialMaxStreamDataUni ?? 0);
     const s = new Stream(
       id,
       this.isServer,
-      sendLimit,
+      this.peerSendLimit(id),
       this.config.streamReceiveWindow,
       this.config.maxStreamReceiveWindow,
     );
@@ -1569,7 +1966,7 @@ export class Connection {
   openStream(bidi = true): number | undefined {
     this.checkOpen();
     const ids = bidi ? this.localBidi : this.localUni;
-    if (!ids.canOpen()) return undefined;
+    if (!ids.canOpen() || ids.opened >= this.streamLimit(bidi)) return undefined;
     const id = ids.open();
     this.createStream(id);
     return id;
@@ -1830,7 +2227,7 @@ export class Connection {
   nextTimeout(): number | undefined {
     if (this.state === "closed") return undefined;
     if (this.state === "closing" || this.state === "draining") return this.closeDeadline;
-    let t = Math.min(this.idleDeadline, this.prevReadDiscardAt, this.pacingDeadline);
+    let t = Math.min(this.idleDeadline, this.prevReadDiscardAt, this.pacingDeadline, this.zeroRttDiscardAt);
     const lossTimer = this.loss.getLossDetectionTimer();
     if (lossTimer !== undefined && lossTimer < t) t = lossTimer;
     for (const space of this.spaces) {
@@ -1860,6 +2257,10 @@ export class Connection {
     if (now >= this.prevReadDiscardAt) {
       this.prevReadKeys = undefined;
       this.prevReadDiscardAt = Number.POSITIVE_INFINITY;
+    }
+    if (now >= this.zeroRttDiscardAt) {
+      this.zeroRttDiscardAt = Number.POSITIVE_INFINITY;
+      this.dropZeroRttKeys();
     }
     const lossTimer = this.loss.getLossDetectionTimer();
     if (lossTimer !== undefined && now >= lossTimer) {
@@ -1997,23 +2398,17 @@ export class Connection {
     let pos = 0;
     let hasInitial = false;
     let ackElicitingInitial = false;
-    let lastPacket:
-      | {
-          start: number;
-          pnOffset: number;
-          payloadEnd: number;
-          qframes?: Frame[] | undefined;
-          space: SpaceId;
-          pn: number;
-          frames: Sent[];
-          ackEliciting: boolean;
-          long: boolean;
-        }
-      | undefined;
-    for (const id of [INITIAL, HANDSHAKE, APP] as const) {
+    let lastPacket: PacketInProgress | undefined;
+    for (let i = 0; i < SEND_ORDER.length; i++) {
+      const id = SEND_ORDER[i];
       const space = this.spaces[id];
-      if (!space.hasKeys) continue;
-      if (id === APP && !(this.state === "established" || this.handshakeConfirmed)) {
+      const zeroRtt = i === SEND_ZERO_RTT;
+      if (zeroRtt) {
+        // RFC 9001 §5.6: a client sends 0-RTT packets only until it has 1-RTT keys (a server
+        // never does: it holds no 0-RTT write keys).
+        if (!this.canSendEarlyData || space.discarded) continue;
+      } else if (!space.hasKeys) continue;
+      else if (id === APP && !(this.state === "established" || this.handshakeConfirmed)) {
         // The server may send 0.5-RTT data once it has 1-RTT keys; the client only after completing.
         if (
           this.isServer
@@ -2026,7 +2421,7 @@ export class Connection {
       if (room < 40) break;
       const congestionRoom =
         space.probes > 0 ? Number.POSITIVE_INFINITY : paced ? 0 : this.cc.window - this.cc.bytesInFlight;
-      const packet = this.buildPacket(buf, pos, id, limit, congestionRoom, now);
+      const packet = this.buildPacket(buf, pos, id, limit, congestionRoom, now, zeroRtt);
       if (!packet) continue;
       if (lastPacket) this.sealPacket(buf, lastPacket, now);
       lastPacket = packet;
@@ -2035,7 +2430,7 @@ export class Connection {
         hasInitial = true;
         if (packet.ackEliciting) ackElicitingInitial = true;
       }
-      if (id === APP) break; // a short-header packet ends the datagram
+      if (id === APP && !zeroRtt) break; // a short-header packet ends the datagram
     }
     if (!lastPacket) return null;
     // RFC 9000 §14.1: datagrams with a client Initial (or an ack-eliciting server Initial) are ≥ 1200 bytes.
@@ -2067,28 +2462,18 @@ export class Connection {
     limit: number,
     congestionRoom: number,
     now: number,
-  ):
-    | {
-        start: number;
-        pnOffset: number;
-        payloadEnd: number;
-        qframes?: Frame[] | undefined;
-        space: SpaceId;
-        pn: number;
-        frames: Sent[];
-        ackEliciting: boolean;
-        long: boolean;
-      }
-    | undefined {
+    zeroRtt: boolean,
+  ): PacketInProgress | undefined {
     const space = this.spaces[id];
     const frames: Frame[] = [];
     const sent: Sent[] = [];
-    const ackDue = space.received.ackImmediately || space.received.ackDeadline() <= now;
-    const canAck = space.received.hasUnacked;
+    // RFC 9000 §12.4/§12.5: no ACK frames in 0-RTT packets (they go in 1-RTT ones).
+    const ackDue = !zeroRtt && (space.received.ackImmediately || space.received.ackDeadline() <= now);
+    const canAck = !zeroRtt && space.received.hasUnacked;
     // Estimate the header size to know how much room the frames have.
     const pn = space.nextPn;
     const pnLen = packetNumberLength(pn, this.loss.largestAcked(id as PacketNumberSpace));
-    const long = id !== APP;
+    const long = id !== APP || zeroRtt;
     const headerSize = long
       ? 1 +
         4 +
@@ -2123,8 +2508,8 @@ export class Connection {
     }
 
     if (canSendEliciting) {
-      // CRYPTO data (retransmissions first).
-      while (room > 16) {
+      // CRYPTO data (retransmissions first); never in 0-RTT (RFC 9000 §12.5).
+      while (room > 16 && !zeroRtt) {
         const overheadGuess = 1 + 8 + 4;
         const chunk = space.cryptoSend.nextChunk(room - overheadGuess);
         if (!chunk || chunk.data.length === 0) break;
@@ -2134,7 +2519,11 @@ export class Connection {
         room -= frameSize(f);
         ackEliciting = true;
       }
-      if (id === APP) room = this.addAppFrames(frames, sent, room, now);
+      if (id === APP) {
+        this.buildingZeroRtt = zeroRtt;
+        room = this.addAppFrames(frames, sent, room, now);
+        this.buildingZeroRtt = false;
+      }
       if (frames.some((f) => f.kind !== "ack" && f.kind !== "padding")) ackEliciting = true;
       if (space.probes > 0 && !ackEliciting && room >= 1) {
         frames.push({ kind: "ping" });
@@ -2155,7 +2544,7 @@ export class Connection {
     let pnOffset: number;
     if (long) {
       pnOffset = writeLongHeader(w, {
-        type: id === INITIAL ? PacketType.Initial : PacketType.Handshake,
+        type: zeroRtt ? PacketType.ZeroRtt : id === INITIAL ? PacketType.Initial : PacketType.Handshake,
         version: this.version,
         dcid: this.dcid,
         scid: this.initialScid,
@@ -2187,6 +2576,7 @@ export class Connection {
       frames: sent,
       ackEliciting,
       long,
+      zeroRtt,
       qframes: this.qlog ? frames : undefined,
     };
   }
@@ -2205,7 +2595,8 @@ export class Connection {
       if (push.call(this, { kind: "new_token", token: this.newToken }, { k: "new_token" }))
         this.newTokenPending = false;
     }
-    while (this.pathResponses.length > 0) {
+    // RFC 9000 §12.5: PATH_RESPONSE and RETIRE_CONNECTION_ID cannot go in 0-RTT.
+    while (this.pathResponses.length > 0 && !this.buildingZeroRtt) {
       if (!push.call(this, { kind: "path_response", data: this.pathResponses[0] }, undefined)) break;
       this.pathResponses.shift();
     }
@@ -2235,7 +2626,7 @@ export class Connection {
       if (!push.call(this, f, { k: "new_cid", seq: c.seq })) break;
       c.pending = false;
     }
-    while (this.retireCids.length > 0) {
+    while (this.retireCids.length > 0 && !this.buildingZeroRtt) {
       const seq = this.retireCids[0];
       if (!push.call(this, { kind: "retire_connection_id", sequence: seq }, { k: "retire_cid", seq })) break;
       this.retireCids.shift();
@@ -2301,6 +2692,13 @@ export class Connection {
       if (!s?.send || s.send.resetCode !== undefined) {
         this.scheduler.setActive(id, false);
         continue;
+      }
+      if (this.streamsCapped && isLocallyInitiated(id, this.isServer)) {
+        // A stream opened in 0-RTT past the server's actual limit waits for MAX_STREAMS.
+        if (streamIndex(id) >= ((id & 2) === 0 ? this.streamCapBidi : this.streamCapUni)) {
+          this.scheduler.setActive(id, false);
+          continue;
+        }
       }
       const send = s.send;
       const connRoom = this.sendFlow.available;
@@ -2369,21 +2767,7 @@ export class Connection {
     return true;
   }
 
-  private sealPacket(
-    buf: Uint8Array,
-    p: {
-      start: number;
-      pnOffset: number;
-      payloadEnd: number;
-      qframes?: Frame[] | undefined;
-      space: SpaceId;
-      pn: number;
-      frames: Sent[];
-      ackEliciting: boolean;
-      long: boolean;
-    },
-    now: number,
-  ): void {
+  private sealPacket(buf: Uint8Array, p: PacketInProgress, now: number): void {
     const space = this.spaces[p.space];
     if (p.long) {
       // Length = packet number + payload + tag (RFC 9000 §17.2), in the 2 bytes reserved for it.
@@ -2391,7 +2775,8 @@ export class Connection {
       buf[p.pnOffset - 2] = 0x40 | (length >> 8);
       buf[p.pnOffset - 1] = length & 0xff;
     }
-    const end = protectPacket(space.writeKeys!, buf, p.start, p.pnOffset, p.payloadEnd, p.pn);
+    const keys = p.zeroRtt ? this.zeroRttKeys! : space.writeKeys!;
+    const end = protectPacket(keys, buf, p.start, p.pnOffset, p.payloadEnd, p.pn);
     const size = end - p.start;
     const inFlight = p.ackEliciting || p.frames.some((f) => f.k !== "ack");
     const packet = new SentPacket<Sent[]>(p.pn, now, size, p.ackEliciting, inFlight, p.frames);
@@ -2400,9 +2785,16 @@ export class Connection {
     if (p.ackEliciting) this.pacer.onSend(now, size);
     if (p.frames.some((f) => f.k === "ack")) space.received.onAckSent();
     this.counters.packetsSent++;
+    if (p.zeroRtt) this.counters.zeroRttPacketsSent++;
     if (p.ackEliciting) this.resetIdleTimerOnSend(now);
     if (this.qlog) {
-      const type = p.space === INITIAL ? "initial" : p.space === HANDSHAKE ? "handshake" : "1RTT";
+      const type = p.zeroRtt
+        ? "0RTT"
+        : p.space === INITIAL
+          ? "initial"
+          : p.space === HANDSHAKE
+            ? "handshake"
+            : "1RTT";
       this.qlog.packetSent({ type, pn: p.pn, size, frames: p.qframes }, now);
     }
   }

@@ -211,9 +211,11 @@ export class TlsClient extends TlsEndpoint {
     if (cookie) extensions.push({ type: ExtensionType.cookie, cookie });
     const psk = this.offeredPsk;
     let pskSuite: CipherSuiteInfo | undefined;
+    // RFC 9846 §4.2.9: sent even without a PSK to offer, because servers (rustls/quinn among
+    // them) only issue NewSessionTickets to clients that announce a usable PSK mode.
+    extensions.push({ type: ExtensionType.psk_key_exchange_modes, modes: [PskKeyExchangeMode.psk_dhe_ke] });
     if (psk) {
       pskSuite = CIPHER_SUITES.get(psk.cipherSuite)!;
-      extensions.push({ type: ExtensionType.psk_key_exchange_modes, modes: [PskKeyExchangeMode.psk_dhe_ke] });
       // RFC 9846 §4.2.10: no early_data in the ClientHello that follows a HelloRetryRequest.
       if (this.earlyDataOffered && !cookie && !this.helloRetried)
         extensions.push({ type: ExtensionType.early_data });
