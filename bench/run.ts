@@ -10,9 +10,10 @@
 import { cryptoBench } from "./crypto.ts";
 import { framesBench } from "./frames.ts";
 import { type Bench, parseBenchArgs } from "./harness.ts";
+import { reverseBench } from "./reverse.ts";
 import { transferBench } from "./transfer.ts";
 
-const BENCHES: readonly Bench[] = [cryptoBench, framesBench, transferBench];
+const BENCHES: readonly Bench[] = [cryptoBench, framesBench, transferBench, reverseBench];
 
 const opts = parseBenchArgs();
 const unknown = opts.names.filter((n) => !BENCHES.some((b) => b.name === n));

@@ -144,8 +144,11 @@ export interface RelayOptions {
   clock?: "start" | "first-datagram";
   /** Keep at most this many capture records (default 10000). */
   captureLimit?: number;
-  /** Called for every datagram as it arrives (deliveredAt is filled in later on the same object). */
-  onDatagram?: (record: CaptureRecord) => void;
+  /**
+   * Called for every datagram once its fate is decided (deliveredAt is filled in later on the same
+   * object), with its payload as forwarded (after corruption). Copy the payload to keep it.
+   */
+  onDatagram?: (record: CaptureRecord, payload: Uint8Array) => void;
   /** Called after each flow's rebind, once the new socket is bound. */
   onRebind?: (event: RebindEvent) => void;
   /** Most client flows (default 256; the least recently used is evicted). */
@@ -724,7 +727,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     const finish = (fate: CaptureRecord["fate"]) => {
       record.fate = fate;
       if (fate !== "forwarded") d.stats.dropped[fate]++;
-      options.onDatagram?.(record);
+      options.onDatagram?.(record, data);
     };
     if (stale) {
       finish("stale");

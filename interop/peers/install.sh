@@ -2,7 +2,7 @@
 # Install and build the real QUIC peers of purequic's interop suite, offline,
 # unattended and idempotently.
 #
-#   interop/peers/install.sh [quinn|quic-go|ngtcp2|all]...     (default: all)
+#   interop/peers/install.sh [quinn|quic-go|ngtcp2|matrixai|all]...     (default: all)
 #
 # Everything it builds goes under $CACHE = ${PURQUIC_CACHE:-<repo>/.cache}/interop
 # (never into git):
@@ -13,6 +13,8 @@
 #   $CACHE/peers.env                   shell-sourceable paths of every built peer
 #   $CACHE/logs/*.log                  build logs
 # ngtcp2 comes from Debian as /usr/bin/gtlsclient and /usr/sbin/gtlsserver.
+# matrixai: @matrixai/quic (quiche) from npm into $CACHE/matrixai, by
+# interop/impls/install-matrixai.sh (under `all` a failure there is only a warning).
 #
 # A peer is rebuilt only when its binary is missing or its stamp changed; the
 # stamp hashes our peer sources, the toolchain version and the versions of the
@@ -251,7 +253,7 @@ main() {
   [ ${#targets[@]} -eq 0 ] && targets=(all)
   for t in "${targets[@]}"; do
     case $t in
-      quinn | quic-go | quicgo | ngtcp2 | all) ;;
+      quinn | quic-go | quicgo | ngtcp2 | matrixai | all) ;;
       -h | --help) usage 0 ;;
       *) note "unknown peer '$t'"; usage 2 ;;
     esac
@@ -268,7 +270,11 @@ main() {
       quinn) build_quinn ;;
       quic-go | quicgo) build_quicgo ;;
       ngtcp2) check_ngtcp2 ;;
-      all) build_quinn; build_quicgo; check_ngtcp2 ;;
+      matrixai) bash "$REPO/interop/impls/install-matrixai.sh" || die "matrixai: install-matrixai.sh failed" ;;
+      all)
+        build_quinn; build_quicgo; check_ngtcp2
+        bash "$REPO/interop/impls/install-matrixai.sh" || note "WARNING: @matrixai/quic not installed (the matrix skips it)"
+        ;;
     esac
   done
   write_env

@@ -14,6 +14,7 @@ import { parseCipherList } from "./ciphers.ts";
 import type { Command } from "./command.ts";
 import { h3ClientFor, h3FetchOne } from "./h3-get.ts";
 import { loadSessionFile, saveSessionFile } from "./session-file.ts";
+import { parseVersion, parseVersionList, versionName } from "./versions.ts";
 
 const HELP = `Usage: purequic get [options] URL...
 
@@ -34,6 +35,12 @@ Options:
                       and save the newest ticket this run receives there (owner-only file)
   --zerortt           send the requests in 0-RTT when the session allows it (needs
                       --session-file; 0-RTT requests can be replayed: only for safe requests)
+  --version V         QUIC version of the first Initial: v1 (default) or v2
+  --versions LIST     versions offered for compatible negotiation, preferred first, e.g. v2,v1
+                      (start in v1, let the server upgrade to v2; default: --version, then the other)
+  --key-update        update the 1-RTT keys once, as early as allowed (RFC 9001 §6)
+  --migrate-after N   move the connection to a new local port once N bytes arrived (active
+                      migration, RFC 9000 §9.2; the server's preferred address is always used)
   -q, --quiet         no progress output
   -h, --help          show this help
 `;
@@ -107,6 +114,10 @@ export const getCommand: Command = {
         "server-name": { type: "string" },
         "session-file": { type: "string" },
         zerortt: { type: "boolean" },
+        version: { type: "string" },
+        versions: { type: "string" },
+        "key-update": { type: "boolean" },
+        "migrate-after": { type: "string" },
         quiet: { type: "boolean", short: "q" },
         help: { type: "boolean", short: "h" },
       },
@@ -145,6 +156,15 @@ export const getCommand: Command = {
         process.stderr.write(`purequic get: ignoring ${sessionFile}: ${(err as Error).message}\n`);
       }
     }
+    let version: number | undefined;
+    let versions: number[] | undefined;
+    try {
+      version = values.version ? parseVersion(values.version) : undefined;
+      versions = values.versions ? parseVersionList(values.versions) : undefined;
+    } catch (err) {
+      process.stderr.write(`purequic get: ${(err as Error).message}\n`);
+      return 2;
+    }
     const dir = values.output ?? ".";
     await mkdir(dir, { recursive: true });
     const host = origin.hostname.replace(/^\[|\]$/g, "");
@@ -165,7 +185,11 @@ export const getCommand: Command = {
         session,
         // With 0-RTT, connect() returns before the handshake and the requests below go in 0-RTT.
         earlyData: values.zerortt === true,
+        version,
+        versions,
       });
+      // The update starts once allowed: handshake confirmed, a 1-RTT packet acknowledged.
+      if (values["key-update"]) conn.forceKeyUpdate();
     } catch (err) {
       process.stderr.write(`purequic get: cannot connect to ${origin.host}: ${(err as Error).message}\n`);
       return 1;
@@ -189,6 +213,8 @@ export const getCommand: Command = {
       });
     }
     let total = 0;
+    const migrateAfter = values["migrate-after"] === undefined ? undefined : Number(values["migrate-after"]);
+    let migrating: Promise<void> | undefined;
     bar?.start(0, 0, { speed: "0", files: `0/${urls.length}` });
     let filesDone = 0;
     // In 0-RTT the ALPN is not negotiated yet: requests speak the session's (a server choosing
@@ -199,6 +225,17 @@ export const getCommand: Command = {
       urls.map((u) =>
         (h3 ? h3FetchOne.bind(null, h3) : fetchOne.bind(null, conn))(u, dir, (n) => {
           total += n;
+          if (migrateAfter !== undefined && !migrating && total >= migrateAfter) {
+            const from = conn.localAddress.port;
+            migrating = conn.migrate().then(
+              (a) => {
+                if (!values.quiet) process.stdout.write(`migrated from local port ${from} to ${a.port}\n`);
+              },
+              (err) => {
+                process.stderr.write(`purequic get: migration failed: ${(err as Error).message}\n`);
+              },
+            );
+          }
           const secs = (performance.now() - started) / 1000;
           bar?.setTotal(Math.max(total, 1));
           bar?.update(total, {
@@ -212,6 +249,7 @@ export const getCommand: Command = {
       ),
     );
     bar?.stop();
+    await migrating;
     const elapsed = (performance.now() - started) / 1000;
     const earlyData = conn.earlyDataState;
     if (sessionFile) {
@@ -236,6 +274,18 @@ export const getCommand: Command = {
       process.stdout.write(
         `${results.length - failed.length}/${results.length} files, ${total} bytes in ${elapsed.toFixed(2)} s (${mbit.toFixed(1)} Mbit/s) over ${h3 ? "h3" : "hq-interop"}\n`,
       );
+      const st = conn.stats();
+      if (values["key-update"] || values.version || values.versions || st.keyPhase > 0)
+        process.stdout.write(
+          `QUIC ${versionName(conn.version)}, key phase ${st.keyPhase} (updates: ${st.keyUpdatesLocal} by us, ${st.keyUpdatesRemote} by the server)\n`,
+        );
+      const path = conn.pathStats();
+      if (path.migrations > 0 || migrateAfter !== undefined) {
+        const r = conn.remoteAddress;
+        process.stdout.write(
+          `path: ${path.migrations} migration(s), ${path.validations} validation(s), ${path.failures} failed; server at ${r.family === "IPv6" ? `[${r.address}]` : r.address}:${r.port}\n`,
+        );
+      }
       if (values.zerortt) {
         const what =
           earlyData === "none" ? "not attempted (no session allowing it)" : `${earlyData} by the server`;

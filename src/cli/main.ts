@@ -6,9 +6,10 @@ import { readFileSync } from "node:fs";
 import type { Command } from "./command.ts";
 import { decodeCommand } from "./decode.ts";
 import { getCommand } from "./get.ts";
+import { reverseCommand } from "./reverse.ts";
 import { serverCommand } from "./server.ts";
 
-const commands: Command[] = [serverCommand, getCommand, decodeCommand];
+const commands: Command[] = [serverCommand, getCommand, decodeCommand, reverseCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {

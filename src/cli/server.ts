@@ -13,16 +13,23 @@ import { tmpdir } from "node:os";
 import { extname, join, resolve, sep } from "node:path";
 import { Readable } from "node:stream";
 import { parseArgs } from "node:util";
-import { createH3Server, type H3Handler } from "../h3/server.ts";
+import type { H3Handler } from "../h3/server.ts";
 import { listen, type QuicConnection, readPem } from "../quic/api.ts";
+import { ChatRoom } from "../webtransport/chat-room.ts";
+import { webTransportDemoPage } from "../webtransport/demo-page.ts";
+import { echoSession } from "../webtransport/echo.ts";
+import { createWebTransportServer } from "../webtransport/server.ts";
 import { parseCipherList } from "./ciphers.ts";
 import type { Command } from "./command.ts";
 import { parseHostPort } from "./hostport.ts";
+import { parseVersionList } from "./versions.ts";
 
 const HELP = `Usage: purequic server [options]
 
 Serves the files under --root over HTTP/3 (GET /path) and hq-interop (GET /path over a
 bidirectional stream), choosing per connection from the negotiated ALPN.
+WebTransport (h3): /webtransport/echo echoes streams and datagrams, /webtransport/chat is a
+chat room, /webtransport.html a demo page for both (the server prints how to open it).
 
 Options:
   --listen HOST:PORT  address to listen on (default 127.0.0.1:4433)
@@ -34,6 +41,16 @@ Options:
   --max-streams N     concurrent bidirectional streams a client may open (default 100)
   --retry             validate every client address with a Retry first (RFC 9000 §8.1.2)
   --early-data        accept 0-RTT from resuming clients (replayable: serve only safe requests)
+  --preferred-address HOST:PORT
+                      also listen there and advertise it as preferred_address: clients move
+                      their connections to it after the handshake (RFC 9000 §9.6; port 0: any)
+  --disable-migration send disable_active_migration: clients must not migrate (RFC 9000 §18.2)
+  --versions LIST     QUIC versions to switch clients to, preferred first (compatible version
+                      negotiation, RFC 9368), e.g. v2,v1: a v1 client offering v2 is upgraded
+                      (default v1,v2 in the client's order of preference)
+  --key-update-interval N
+                      update the 1-RTT keys every N packets sent (RFC 9001 §6; default: only
+                      ahead of the AEAD limit)
   -h, --help          show this help
 `;
 
@@ -164,6 +181,10 @@ export const serverCommand: Command = {
         retry: { type: "boolean" },
         "early-data": { type: "boolean" },
         "max-streams": { type: "string" },
+        "preferred-address": { type: "string" },
+        "disable-migration": { type: "boolean" },
+        versions: { type: "string" },
+        "key-update-interval": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -173,6 +194,18 @@ export const serverCommand: Command = {
     }
     if ((values.cert === undefined) !== (values.key === undefined)) {
       process.stderr.write("purequic server: --cert and --key go together\n");
+      return 2;
+    }
+    let versions: number[] | undefined;
+    try {
+      versions = values.versions ? parseVersionList(values.versions) : undefined;
+    } catch (err) {
+      process.stderr.write(`purequic server: ${(err as Error).message}\n`);
+      return 2;
+    }
+    const keyUpdateInterval = Number(values["key-update-interval"] ?? 0);
+    if (!Number.isInteger(keyUpdateInterval) || keyUpdateInterval < 0) {
+      process.stderr.write("purequic server: --key-update-interval needs a packet count\n");
       return 2;
     }
     const { host, port } = parseHostPort(values.listen ?? "127.0.0.1:4433");
@@ -187,15 +220,27 @@ export const serverCommand: Command = {
       retry: values.retry ? "always" : "never",
       earlyData: values["early-data"] === true,
       cipherSuites: values.ciphers ? parseCipherList(values.ciphers) : undefined,
-      transport: values["max-streams"]
-        ? { maxConcurrentBidiStreams: Number(values["max-streams"]) }
-        : undefined,
+      transport:
+        values["max-streams"] || values["disable-migration"] || keyUpdateInterval > 0
+          ? {
+              ...(values["max-streams"] ? { maxConcurrentBidiStreams: Number(values["max-streams"]) } : {}),
+              ...(values["disable-migration"] ? { disableActiveMigration: true } : {}),
+              ...(keyUpdateInterval > 0 ? { keyUpdateInterval } : {}),
+            }
+          : undefined,
+      versions,
+      preferredAddress: values["preferred-address"] ? parseHostPort(values["preferred-address"]) : undefined,
     });
     const a = server.address;
     const shown = a.family === "IPv6" ? `[${a.address}]` : a.address;
     process.stdout.write(
       `purequic server listening on udp ${shown}:${a.port}, ALPN ${alpn.join(",")}, serving ${root}${values.retry ? ", Retry on" : ""}${values["early-data"] ? ", 0-RTT on" : ""}\n`,
     );
+    const pa = server.preferredAddress;
+    if (pa) {
+      const host = pa.family === "IPv6" ? `[${pa.address}]` : pa.address;
+      process.stdout.write(`preferred address udp ${host}:${pa.port}\n`);
+    }
     if (server.devCertificate) {
       const d = server.devCertificate;
       process.stdout.write(
@@ -208,7 +253,38 @@ export const serverCommand: Command = {
       `fetch with: bin/purequic get --insecure https://localhost:${a.port}/index.html\n` +
         `        or: bin/purequic get --cert-hash ${server.devCertificate?.certificateSha256Hex ?? "<sha256>"} https://127.0.0.1:${a.port}/10MB.bin\n`,
     );
-    const h3 = createH3Server(fileHandler(root), { shutdownTimeoutMs: 2000 });
+    // WebTransport (draft-02, Chromium's): /webtransport/echo echoes streams and datagrams,
+    // /webtransport/chat is a chat room, /webtransport.html the demo page for both.
+    const files = fileHandler(root);
+    const demoPage = webTransportDemoPage(server.devCertificate?.certificateSha256Hex);
+    const chat = new ChatRoom();
+    const h3 = createWebTransportServer(
+      {
+        shutdownTimeoutMs: 2000,
+        accept: (req) =>
+          req.url.pathname === "/webtransport/echo" || req.url.pathname === "/webtransport/chat" ? true : 404,
+        onSession: (session, req) => {
+          void (req.url.pathname === "/webtransport/chat" ? chat.join(session) : echoSession(session));
+        },
+      },
+      (req, info) =>
+        new URL(req.url).pathname === "/webtransport.html"
+          ? new Response(demoPage, { headers: { "content-type": "text/html; charset=utf-8" } })
+          : files(req, info),
+    );
+    const local = shown;
+    process.stdout.write(
+      `WebTransport echo: https://${local}:${a.port}/webtransport/echo (chat: /webtransport/chat)\n` +
+        `  demo page: https://${local}:${a.port}/webtransport.html — open it in Chromium with\n` +
+        `    chromium --origin-to-force-quic-on=${local}:${a.port}` +
+        (server.devCertificate
+          ? ` --ignore-certificate-errors-spki-list=${server.devCertificate.spkiSha256Base64}`
+          : "") +
+        ` https://${local}:${a.port}/webtransport.html\n` +
+        (server.devCertificate
+          ? `  from any page: new WebTransport("https://127.0.0.1:${a.port}/webtransport/echo", { serverCertificateHashes: [{ algorithm: "sha-256", value: <bytes of ${server.devCertificate.certificateSha256Hex}> }] })\n`
+          : ""),
+    );
     const stop = () => {
       // One line of counters on the way out (the interop runner reads it).
       process.stdout.write(`purequic server stats: ${JSON.stringify(server.stats())}\n`);

@@ -14,7 +14,7 @@
  *
  * Trailers: the returned Response has a `trailers` property, a `Promise<Headers>` resolving once
  * the body was read to its end (empty Headers when there were none; rejected if the stream
- * fails). See {@link H3Response}.
+ * fails). See {@link H3Response}. Request trailers: `init.trailers` ({@link H3RequestInit}).
  *
  * Cancellation: `init.signal` / `request.signal` aborts the request at any time: the stream is
  * reset and its reading stopped with H3_REQUEST_CANCELLED (RFC 9114 §4.1.1); the pending promise
@@ -41,6 +41,23 @@ import { isConnectionSpecificField } from "./message.ts";
 export type H3Response = Response & {
   /** The trailer section, once the body has been read to its end (empty Headers if none). */
   readonly trailers: Promise<Headers>;
+};
+
+/** What `new Headers(init)` accepts. */
+type HeadersInitLike = ConstructorParameters<typeof Headers>[0];
+
+/**
+ * RequestInit plus request trailers: `trailers` (a HeadersInit, or a promise / function of one,
+ * resolved once the body was sent, so it can carry a checksum of a streamed body) is sent as a
+ * trailer section after the body (RFC 9114 §4.1). Pseudo-headers, connection-specific fields and
+ * content-length are not allowed in trailers (RFC 9114 §4.3, RFC 9110 §6.5.1): they are dropped.
+ */
+export type H3RequestInit = RequestInit & {
+  trailers?:
+    | HeadersInitLike
+    | Promise<HeadersInitLike>
+    | (() => HeadersInitLike | Promise<HeadersInitLike>)
+    | undefined;
 };
 
 /** Options of {@link H3Client.connect} and {@link createH3Fetch}. */
@@ -83,6 +100,18 @@ function fieldsToHeaders(fields: readonly (readonly [string, string])[]): Header
     }
   }
   return h;
+}
+
+/** The trailer fields to send for `init.trailers` (undefined: none given). */
+async function resolveRequestTrailers(t: H3RequestInit["trailers"]): Promise<[string, string][] | undefined> {
+  if (t === undefined) return undefined;
+  const init = await (typeof t === "function" ? t() : t);
+  const out: [string, string][] = [];
+  for (const [name, value] of new Headers(init)) {
+    if (name === "content-length" || name === "host" || isConnectionSpecificField(name, value)) continue;
+    out.push([name, value]);
+  }
+  return out;
 }
 
 function fetchFailed(cause: unknown): TypeError {
@@ -128,8 +157,9 @@ export class H3Client {
   }
 
   /** Sends a request and resolves with the response head; see the module comment. */
-  async fetch(input: Request | URL | string, init?: RequestInit): Promise<H3Response> {
+  async fetch(input: Request | URL | string, init?: H3RequestInit): Promise<H3Response> {
     const req = input instanceof Request && init === undefined ? input : new Request(input, init);
+    const trailersInit = init?.trailers;
     const signal = req.signal;
     signal.throwIfAborted();
     const url = new URL(req.url);
@@ -163,7 +193,7 @@ export class H3Client {
 
     let stream: H3Stream;
     try {
-      stream = await this.connection.openRequest(fields, body === null);
+      stream = await this.connection.openRequest(fields, body === null && trailersInit === undefined);
     } catch (err) {
       throw fetchFailed(err);
     }
@@ -184,11 +214,13 @@ export class H3Client {
     signal.addEventListener("abort", onAbort, { once: true });
     const cleanup = () => signal.removeEventListener("abort", onAbort);
 
-    if (body instanceof Uint8Array) {
+    if (trailersInit !== undefined) {
+      void this.upload(stream, body, trailersInit);
+    } else if (body instanceof Uint8Array) {
       if (body.length > 0) void stream.writeData(body, true);
       else stream.finish();
     } else if (body !== null) {
-      void this.upload(stream, body);
+      void this.upload(stream, body, undefined);
     }
 
     // The response head (skipping interim 1xx responses).
@@ -282,24 +314,37 @@ export class H3Client {
     return res as H3Response;
   }
 
-  private async upload(stream: H3Stream, body: ReadableStream<Uint8Array>): Promise<void> {
-    const reader = body.getReader();
+  /** Sends the request content (if any), then the trailers (if given) or FIN. */
+  private async upload(
+    stream: H3Stream,
+    body: Uint8Array | ReadableStream<Uint8Array> | null,
+    trailers: H3RequestInit["trailers"],
+  ): Promise<void> {
+    const reader = body instanceof ReadableStream ? body.getReader() : undefined;
     try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        if (value.length === 0) continue;
-        if (!(await stream.writeData(value))) {
-          // The server stopped reading (e.g. it answered early, §4.1) or the stream is gone.
-          await reader.cancel().catch(noop);
-          return;
+      if (body instanceof Uint8Array) {
+        if (body.length > 0 && !(await stream.writeData(body))) return;
+      } else if (reader !== undefined) {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          if (value.length === 0) continue;
+          if (!(await stream.writeData(value))) {
+            // The server stopped reading (e.g. it answered early, §4.1) or the stream is gone.
+            await reader.cancel().catch(noop);
+            return;
+          }
         }
       }
-      stream.finish();
+      const fields = await resolveRequestTrailers(trailers);
+      if (stream.sendClosedCode !== undefined) return;
+      // RFC 9114 §4.1: the trailer section is a HEADERS frame after the content; none: FIN.
+      if (fields !== undefined && fields.length > 0) stream.sendTrailers(fields);
+      else stream.finish();
     } catch {
-      // The body stream failed: abandon the request (§4.1.1).
+      // The body stream (or the trailers' promise) failed: abandon the request (§4.1.1).
       stream.cancel(H3ErrorCode.H3_REQUEST_CANCELLED);
-      await reader.cancel().catch(noop);
+      await reader?.cancel().catch(noop);
     }
   }
 
@@ -319,7 +364,7 @@ export class H3Client {
 
 /** A fetch function with a per-origin HTTP/3 connection pool. */
 export interface H3Fetch {
-  (input: Request | URL | string, init?: RequestInit): Promise<H3Response>;
+  (input: Request | URL | string, init?: H3RequestInit): Promise<H3Response>;
   /** Closes every pooled connection (gracefully). */
   close(): Promise<void>;
   /** Number of pooled connections. */
@@ -370,7 +415,7 @@ export function createH3Fetch(options: H3ClientOptions = {}): H3Fetch {
     return entry.promise;
   };
 
-  const h3fetch = async (input: Request | URL | string, init?: RequestInit): Promise<H3Response> => {
+  const h3fetch = async (input: Request | URL | string, init?: H3RequestInit): Promise<H3Response> => {
     const url = new URL(input instanceof Request ? input.url : input);
     const replayable = init?.body === undefined || init.body === null || isBufferedBody(init.body);
     const canRetry = replayable && !(input instanceof Request && input.body !== null);

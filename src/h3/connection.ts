@@ -18,8 +18,11 @@ import {
   type SendStream,
   StreamResetError,
 } from "../quic/api.ts";
+import { varintLength } from "../quic/bytes.ts";
 import type { ConnectionCloseReason } from "../quic/connection/config.ts";
+import { QuicUsageError } from "../quic/errors.ts";
 import { H3ErrorCode, h3ErrorName } from "./error-codes.ts";
+import type { PriorityParameters } from "./priority.ts";
 import type { QpackFieldInput } from "./qpack/encoder.ts";
 import {
   type H3Action,
@@ -76,6 +79,24 @@ interface LocalUni {
   queue: Uint8Array[];
 }
 
+/**
+ * QUIC scheduler urgency of our control and QPACK streams: ahead of every request stream. A
+ * field section that references new dynamic-table entries is blocked at the peer until their
+ * encoder instructions arrive; if response DATA could use up the connection's flow-control credit
+ * first, the peer would never release credit for the blocked streams and the connection would
+ * deadlock (RFC 9204 §2.1.2, §2.1.3). Seen with ngtcp2's gtlsclient and four 5 MiB echoes.
+ */
+export const CRITICAL_STREAM_URGENCY = 0;
+
+/**
+ * The QUIC scheduler urgency of a request stream with HTTP urgency `u` (RFC 9218 §4.1, 0–7): one
+ * level below, so that {@link CRITICAL_STREAM_URGENCY} stays ahead of all of them; u=6 and u=7
+ * share the last level (the scheduler has eight).
+ */
+export function schedulerUrgency(u: number): number {
+  return Math.min(7, Math.max(0, Math.trunc(u)) + 1);
+}
+
 /** One request stream, seen from the application. */
 export class H3Stream {
   private readonly queue: H3Event[] = [];
@@ -120,30 +141,42 @@ export class H3Stream {
         });
         continue;
       }
-      this.reading = true;
-      let chunk: Uint8Array | null;
-      try {
-        chunk = await this.recv.read();
-      } catch (err) {
-        this.reading = false;
-        if (err instanceof StreamResetError) {
-          session.streamReset(this.id, err.errorCode);
-          this.h3.flush();
-          if (this.queue.length === 0 && !this.failure) this.recvDone = true;
-        } else if (err instanceof ConnectionClosedError) {
-          this.h3.onTransportClosed(err.reason);
-        } else throw err;
-        continue;
-      }
-      this.reading = false;
-      if (chunk === null) {
-        this.finSeen = true;
-        session.receive(this.id, EMPTY, true);
-      } else {
-        session.receive(this.id, chunk, false);
-      }
-      this.h3.flush();
+      await this.readOnce();
     }
+  }
+
+  /** @internal Reads one chunk from QUIC into the session (no-op once FIN was seen). */
+  async readOnce(): Promise<void> {
+    if (this.reading || this.finSeen) return;
+    const session = this.h3.session;
+    this.reading = true;
+    let chunk: Uint8Array | null;
+    try {
+      chunk = await this.recv.read();
+    } catch (err) {
+      this.reading = false;
+      if (err instanceof StreamResetError) {
+        session.streamReset(this.id, err.errorCode);
+        this.h3.flush();
+        if (this.queue.length === 0 && !this.failure) this.recvDone = true;
+      } else if (err instanceof ConnectionClosedError) {
+        this.h3.onTransportClosed(err.reason);
+      } else throw err;
+      return;
+    }
+    this.reading = false;
+    if (chunk === null) {
+      this.finSeen = true;
+      session.receive(this.id, EMPTY, true);
+    } else {
+      session.receive(this.id, chunk, false);
+    }
+    this.h3.flush();
+  }
+
+  /** @internal whether the receiving side saw FIN or ended. */
+  get receiveEnded(): boolean {
+    return this.finSeen || this.recvDone || this.failure !== undefined;
   }
 
   /** Sends the header section (request head is sent by {@link H3Connection.openRequest}). */
@@ -208,10 +241,13 @@ export class H3Stream {
     else this.stoppedListeners.push(listener);
   }
 
-  /** RFC 9218 priority of our sending half. */
+  /**
+   * RFC 9218 priority of our sending half: HTTP urgency 0–7 (lower first), mapped onto the QUIC
+   * scheduler by {@link schedulerUrgency}.
+   */
   setPriority(urgency: number, incremental: boolean): void {
     try {
-      this.send.setPriority(urgency, incremental);
+      this.send.setPriority(schedulerUrgency(urgency), incremental);
     } catch {
       // stream already gone
     }
@@ -257,9 +293,29 @@ export class H3Stream {
   }
 }
 
+/**
+ * A peer stream that announced a WebTransport session (draft-ietf-webtrans-http3-02 §4), handed
+ * over with its QUIC halves. `initial`: the bytes that followed the preamble in the same read
+ * (read them before `recv`); `fin`: the stream already ended after them.
+ */
+export interface H3WebTransportStream {
+  readonly connection: H3Connection;
+  readonly sessionId: number;
+  readonly streamId: number;
+  readonly send: SendStream | undefined;
+  readonly recv: RecvStream;
+  readonly initial: Uint8Array;
+  readonly fin: boolean;
+}
+
 export interface H3ConnectionOptions extends Omit<H3SessionOptions, "role"> {
   /** Server: called for every new request stream (its first event will be "request"). */
   onRequest?: ((stream: H3Stream) => void) | undefined;
+  /**
+   * With `webTransport`: receives every WebTransport stream the peer opens. Without it they are
+   * refused (STOP_SENDING / RESET_STREAM with H3_STREAM_CREATION_ERROR).
+   */
+  onWebTransportStream?: ((stream: H3WebTransportStream) => void) | undefined;
 }
 
 /** An HTTP/3 connection over a QUIC connection. */
@@ -269,6 +325,11 @@ export class H3Connection {
   private readonly localUni = new Map<LocalUniStream, LocalUni>();
   private readonly peerUni = new Map<number, RecvStream>();
   private readonly onRequest: ((stream: H3Stream) => void) | undefined;
+  /** The WebTransport layer's receiver of peer WebTransport streams (settable once). */
+  onWebTransportStream: ((stream: H3WebTransportStream) => void) | undefined;
+  private readonly datagramHandlers = new Map<number, (payload: Uint8Array) => void>();
+  /** Peer streams handed to the WebTransport layer: no longer read here. */
+  private readonly handedOff = new Set<number>();
   private settingsResolve!: (s: H3Settings) => void;
   private closedResolve!: (e: H3ConnectionClosedError) => void;
   private readonly goawayListeners: ((id: bigint) => void)[] = [];
@@ -287,6 +348,7 @@ export class H3Connection {
   ) {
     this.session = new H3Session({ ...options, role: quic.side });
     this.onRequest = options.onRequest;
+    this.onWebTransportStream = options.onWebTransportStream;
     this.settings = new Promise((resolve) => {
       this.settingsResolve = resolve;
     });
@@ -296,7 +358,36 @@ export class H3Connection {
     void quic.closed.then((r) => this.onTransportClosed(r));
     this.flush();
     void this.acceptUniLoop();
-    if (quic.side === "server") void this.acceptBiLoop();
+    if (quic.side === "server" || this.session.webTransport) void this.acceptBiLoop();
+    if (this.session.localSettings.h3Datagram) void this.datagramLoop();
+  }
+
+  /**
+   * Receives the HTTP/3 datagrams (RFC 9297) of request stream `streamId` (e.g. an extended
+   * CONNECT); `undefined` unregisters. Datagrams for streams without a receiver are dropped.
+   */
+  onDatagram(streamId: number, handler: ((payload: Uint8Array) => void) | undefined): void {
+    if (handler === undefined) this.datagramHandlers.delete(streamId);
+    else this.datagramHandlers.set(streamId, handler);
+  }
+
+  /** The largest HTTP/3 datagram payload for `streamId` (0: the peer takes no datagrams). */
+  maxDatagramPayload(streamId: number): number {
+    const max = this.quic.maxDatagramSize;
+    return max === 0 ? 0 : Math.max(0, max - varintLength(streamId / 4));
+  }
+
+  /**
+   * Sends an HTTP/3 datagram for request stream `streamId` (unreliable). QuicUsageError when the
+   * peer did not enable H3 datagrams or the payload exceeds {@link maxDatagramPayload}.
+   */
+  sendDatagram(streamId: number, payload: Uint8Array): void {
+    const max = this.maxDatagramPayload(streamId);
+    if (payload.length > max) {
+      throw new QuicUsageError(`datagram payload of ${payload.length} bytes exceeds the maximum of ${max}`);
+    }
+    this.session.sendDatagram(streamId, payload);
+    this.flush();
   }
 
   get isClosed(): boolean {
@@ -336,6 +427,15 @@ export class H3Connection {
     }
     this.flush();
     return s;
+  }
+
+  /**
+   * Client: reprioritizes request stream `streamId` with a PRIORITY_UPDATE frame (RFC 9218 §7.2);
+   * the server applies it to its response's scheduling.
+   */
+  sendPriorityUpdate(streamId: number, priority: PriorityParameters): void {
+    this.session.sendPriorityUpdate(streamId, priority);
+    this.flush();
   }
 
   /** Starts or continues a graceful shutdown with GOAWAY (see {@link H3Session.goaway}). */
@@ -439,6 +539,13 @@ export class H3Connection {
       case "close":
         void this.quic.close(a.code, a.reason).catch(noop);
         return;
+      case "datagram":
+        try {
+          this.quic.sendDatagram(a.data);
+        } catch {
+          // closed, or the path shrank under the payload: datagrams are unreliable
+        }
+        return;
     }
   }
 
@@ -464,12 +571,61 @@ export class H3Connection {
         this.streams.get(e.streamId)?.setPriority(e.head.priority.urgency, e.head.priority.incremental);
         this.streams.get(e.streamId)?.push(e);
         return;
+      case "datagram":
+        this.datagramHandlers.get(e.streamId)?.(e.payload);
+        return;
+      case "webtransport-stream":
+        this.handOff(e);
+        return;
       default: {
         const s = this.streams.get(e.streamId);
         if (s === undefined) return;
         s.push(e);
         this.touched.push(e.streamId);
       }
+    }
+  }
+
+  private handOff(e: Extract<H3Event, { type: "webtransport-stream" }>): void {
+    this.handedOff.add(e.streamId);
+    let send: SendStream | undefined;
+    let recv: RecvStream | undefined;
+    if (e.bidi) {
+      const s = this.streams.get(e.streamId);
+      this.streams.delete(e.streamId);
+      send = s?.send;
+      recv = s?.recv;
+    } else {
+      recv = this.peerUni.get(e.streamId);
+    }
+    if (recv === undefined) return;
+    const hook = this.onWebTransportStream;
+    if (hook === undefined) {
+      // Not ours to serve: refuse it like an unknown stream type (RFC 9114 §6.2).
+      try {
+        recv.stop(H3ErrorCode.H3_STREAM_CREATION_ERROR);
+        send?.reset(H3ErrorCode.H3_STREAM_CREATION_ERROR);
+      } catch {
+        // already gone
+      }
+      return;
+    }
+    hook({
+      connection: this,
+      sessionId: e.sessionId,
+      streamId: e.streamId,
+      send,
+      recv,
+      initial: e.data.slice(),
+      fin: e.fin,
+    });
+  }
+
+  private async datagramLoop(): Promise<void> {
+    for (let d = await this.quic.readDatagram(); d; d = await this.quic.readDatagram()) {
+      this.session.receiveDatagram(d);
+      this.flush();
+      if (this.session.isClosed) return;
     }
   }
 
@@ -482,6 +638,7 @@ export class H3Connection {
       this.quic.openUni().then(
         (s) => {
           nu.stream = s;
+          s.setPriority(CRITICAL_STREAM_URGENCY, false);
           for (const d of nu.queue.splice(0)) s.write(d).catch(noop);
           void s.stopped.then(() => {
             this.session.localUniStopped(name);
@@ -522,7 +679,7 @@ export class H3Connection {
         if (this.session.isClosed) return;
         this.session.receive(recv.id, chunk ?? EMPTY, chunk === null);
         this.flush();
-        if (chunk === null) return;
+        if (chunk === null || this.handedOff.has(recv.id)) return;
       }
     } catch (err) {
       if (err instanceof StreamResetError) {
@@ -542,11 +699,30 @@ export class H3Connection {
       this.session.peerStreamOpened(id);
       this.flush();
       if (!this.session.hasStream(id)) {
-        this.streams.delete(id); // rejected (above our GOAWAY)
+        this.streams.delete(id); // rejected (above our GOAWAY, or refused)
+        continue;
+      }
+      if (this.session.webTransport) {
+        void this.classifyPeerBi(s);
         continue;
       }
       this.watchStopped(s);
       this.onRequest?.(s);
     }
+  }
+
+  /**
+   * WebTransport: reads a new peer bidi stream until the session knows whether it is a request or
+   * a WebTransport stream (draft-ietf-webtrans-http3-02 §4.2: the 0x41 signal), then serves it.
+   */
+  private async classifyPeerBi(s: H3Stream): Promise<void> {
+    while (this.session.isUndecided(s.id) && !s.receiveEnded) await s.readOnce();
+    if (this.handedOff.has(s.id) || this.quic.side === "client") return;
+    if (!this.session.hasStream(s.id)) {
+      this.streams.delete(s.id); // aborted before its head
+      return;
+    }
+    this.watchStopped(s);
+    this.onRequest?.(s);
   }
 }

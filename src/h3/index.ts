@@ -6,7 +6,14 @@
  * `QuicConnection`. Low level: the session, the message rules, the frame and QPACK codecs.
  */
 
-export { createH3Fetch, H3Client, type H3ClientOptions, type H3Fetch, type H3Response } from "./client.ts";
+export {
+  createH3Fetch,
+  H3Client,
+  type H3ClientOptions,
+  type H3Fetch,
+  type H3RequestInit,
+  type H3Response,
+} from "./client.ts";
 export {
   H3Connection,
   H3ConnectionClosedError,

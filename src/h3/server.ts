@@ -69,6 +69,14 @@ export interface ServeH3Options extends Omit<H3ConnectionOptions, "onRequest"> {
   onError?: ((err: unknown) => void) | undefined;
   /** How long {@link H3Server.close} waits for requests in flight. Default 5000 ms. */
   shutdownTimeoutMs?: number | undefined;
+  /**
+   * Extended CONNECT (RFC 9220, needs `enableConnectProtocol` or `webTransport`): takes over every
+   * CONNECT request with a `:protocol` (e.g. a WebTransport session); it sends the response on
+   * `stream` itself. Without it such requests get 501.
+   */
+  onConnect?:
+    | ((stream: H3Stream, head: H3RequestHead, connection: H3Connection) => void | Promise<void>)
+    | undefined;
 }
 
 /** A running HTTP/3 server. */
@@ -164,6 +172,10 @@ async function handleStream(
   const abort = new AbortController();
   stream.onStopped(() => abort.abort(new DOMException("request cancelled by the client", "AbortError")));
 
+  if (method === "CONNECT" && head.protocol !== undefined && options.onConnect !== undefined) {
+    await options.onConnect(stream, head, h3);
+    return;
+  }
   if (method === "CONNECT") {
     // RFC 9220 §3 / RFC 9114 §4.4: not something a Request/Response handler can serve.
     plain(stream, 501, "CONNECT is not supported\n");
@@ -334,7 +346,7 @@ export function createH3Server(handler: H3Handler, options: ServeH3Options = {})
   const live = new Set<H3Connection>();
   let closing = false;
   const timeout = options.shutdownTimeoutMs ?? 5000;
-  const { onError: _e, shutdownTimeoutMs: _s, ...h3opts } = options;
+  const { onError: _e, shutdownTimeoutMs: _s, onConnect: _c, ...h3opts } = options;
 
   const serve = async (conn: QuicConnection): Promise<H3Connection | null> => {
     try {

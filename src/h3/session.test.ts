@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { H3ErrorCode } from "./error-codes.ts";
+import { FrameReader } from "./frame-reader.ts";
 import { FrameType } from "./frames.ts";
 import { GOAWAY_MAX_STREAM_ID, type H3Event, type H3Session } from "./session.ts";
 import { concat, frame, headersFrame, SessionPair } from "./test-pair.ts";
@@ -57,6 +58,27 @@ describe("H3Session: setup", () => {
     expect(p.uniId(p.client, "control")).toBe(2);
     expect(p.uniId(p.server, "qpack-decoder")).toBe(11);
     expect(p.client.isClosed || p.server.isClosed).toBe(false);
+  });
+
+  it("greases the control stream: a reserved setting and a reserved frame type after SETTINGS", () => {
+    const p = ready();
+    const first = p.clientActions[0];
+    if (first.type !== "uni-write") throw new Error("no control stream write");
+    // RFC 9114 §7.2.4.1 and §7.2.8: reserved identifiers are 0x1f * N + 0x21.
+    const reserved = (v: bigint) => v >= 0x21n && (v - 0x21n) % 0x1fn === 0n;
+    const reader = new FrameReader({ stream: "control", role: "server" });
+    reader.push(first.data.subarray(1)); // after the stream type
+    const frames = reader.pullAll().flatMap((e) => (e.kind === "frame" ? [e.frame] : []));
+    expect(frames.map((f) => f.kind)).toEqual(["settings", "unknown"]);
+    const settings = frames[0];
+    if (settings.kind !== "settings") throw new Error("not SETTINGS");
+    expect(settings.entries.filter((e) => reserved(e.id)).length).toBe(1);
+    const grease = frames[1];
+    if (grease.kind !== "unknown") throw new Error("not a reserved frame");
+    expect(reserved(grease.type)).toBe(true);
+    // The peer ignored both: it is up and the reserved setting landed in `unknown`.
+    expect(p.server.isClosed).toBe(false);
+    expect(p.server.peerSettings?.unknown.map((e) => reserved(e.id))).toEqual([true]);
   });
 
   it("works without GREASE and without a dynamic table", () => {

@@ -53,6 +53,7 @@
 import { randomBytes as cryptoRandomBytes } from "node:crypto";
 import { ByteWriter } from "../quic/bytes.ts";
 import { QuicUsageError } from "../quic/errors.ts";
+import { decodeH3Datagram, encodeH3Datagram, h3DatagramSize } from "./capsules.ts";
 import { H3Error, H3ErrorCode, randomGreaseValue } from "./error-codes.ts";
 import { FrameReader } from "./frame-reader.ts";
 import {
@@ -100,7 +101,9 @@ export type H3Action =
   /** STOP_SENDING on our receiving half (discard what arrives). */
   | { type: "stop"; streamId: number; code: number }
   /** Close the QUIC connection with this application error code. */
-  | { type: "close"; code: number; reason: string };
+  | { type: "close"; code: number; reason: string }
+  /** Send a QUIC DATAGRAM frame (RFC 9221) carrying this HTTP/3 datagram (RFC 9297 §2.1). */
+  | { type: "datagram"; data: Uint8Array };
 
 /** A request head as delivered to a server, with its priority (RFC 9218). */
 export interface H3RequestHead extends RequestHead {
@@ -140,6 +143,22 @@ export type H3Event =
   | { type: "stopped"; streamId: number; code: number }
   /** Server: a new priority for a request stream (PRIORITY_UPDATE, RFC 9218 §7). */
   | { type: "priority"; streamId: number; priority: Priority }
+  /**
+   * A WebTransport stream (draft-ietf-webtrans-http3-02 §4): a peer stream whose preamble named
+   * WebTransport session `sessionId` (a CONNECT stream ID). From now on the session no longer reads
+   * it: `data` (a view) and `fin` are what followed the preamble in the input that completed it; the
+   * adapter hands the QUIC stream to the WebTransport layer.
+   */
+  | {
+      type: "webtransport-stream";
+      streamId: number;
+      sessionId: number;
+      bidi: boolean;
+      data: Uint8Array;
+      fin: boolean;
+    }
+  /** An HTTP/3 datagram (RFC 9297 §2.1) for request stream `streamId` (payload is a view). */
+  | { type: "datagram"; streamId: number; payload: Uint8Array }
   | { type: "closed"; code: number; reason: string; remote: boolean };
 
 export interface H3SessionOptions {
@@ -154,6 +173,20 @@ export interface H3SessionOptions {
   enableConnectProtocol?: boolean;
   /** SETTINGS_H3_DATAGRAM (RFC 9297 §2.1.1). Default false. */
   h3Datagram?: boolean;
+  /**
+   * WebTransport over HTTP/3 (draft-ietf-webtrans-http3-02, what Chromium speaks, and the current
+   * draft): sends H3_DATAGRAM, ENABLE_WEBTRANSPORT (0x2b603742), WT_ENABLED (0x2c7cf000) and, on a
+   * server, ENABLE_CONNECT_PROTOCOL; routes
+   * peer uni streams of type 0x54 and bidi streams starting with the 0x41 signal as
+   * "webtransport-stream" events; a client accepts server-initiated bidi streams (they must carry
+   * the 0x41 signal). Default false.
+   */
+  webTransport?: boolean;
+  /**
+   * With `webTransport`: which WebTransport versions the SETTINGS announce — draft-02
+   * (ENABLE_WEBTRANSPORT) and the current draft (WT_ENABLED). Default both.
+   */
+  webTransportVersions?: { draft02: boolean; latest: boolean } | undefined;
   /** Send a reserved setting and a reserved frame on the control stream. Default true. */
   grease?: boolean;
   /** Random source for GREASE. Default node:crypto. */
@@ -201,6 +234,11 @@ interface RequestStream {
   noContent: boolean;
   /** A CONNECT request stream (§4.4): no trailers. */
   connect: boolean;
+  /**
+   * WebTransport: a peer stream whose first bytes may be the 0x41 signal; the bytes seen so far
+   * (at most 16) until that is decided, undefined once it is.
+   */
+  sniff: Uint8Array | undefined;
   /** Client: the request's method. */
   method: string | undefined;
 }
@@ -212,6 +250,8 @@ const Uni = {
   Encoder: 2,
   Decoder: 3,
   Ignored: 4,
+  /** A WebTransport stream handed to the adapter (draft-ietf-webtrans-http3-02 §4.1). */
+  WebTransport: 5,
 } as const;
 type Uni = (typeof Uni)[keyof typeof Uni];
 
@@ -223,6 +263,18 @@ interface PeerUniStream {
 }
 
 const MAX_STREAM_ID_BIG = (1n << 62n) - 1n;
+/** draft-ietf-webtrans-http3-02 §4.2: the WEBTRANSPORT_STREAM signal opening a bidi WT stream. */
+export const WEBTRANSPORT_STREAM_SIGNAL = 0x41;
+
+/** A varint at `pos` of `buf`: [value (saturated to 2^53 − 1), length], or undefined if truncated. */
+function peekVarint(buf: Uint8Array, pos: number): [number, number] | undefined {
+  if (buf.length <= pos) return undefined;
+  const len = 1 << (buf[pos] >> 6);
+  if (buf.length < pos + len) return undefined;
+  let v = buf[pos] & 0x3f;
+  for (let i = 1; i < len; i++) v = v * 256 + buf[pos + i];
+  return [Math.min(v, Number.MAX_SAFE_INTEGER), len];
+}
 /** §5.2: the largest client-initiated bidirectional stream ID, for a graceful GOAWAY. */
 export const GOAWAY_MAX_STREAM_ID = (1n << 62n) - 4n;
 
@@ -279,6 +331,8 @@ export class H3Session {
   private readonly maxFrameSize: number;
   private readonly randomBytes: (n: number) => Uint8Array;
   private readonly maxPendingPriorities: number;
+  /** WebTransport (draft-02) is enabled. */
+  readonly webTransport: boolean;
 
   private actions: H3Action[] = [];
   private events: H3Event[] = [];
@@ -303,6 +357,7 @@ export class H3Session {
     const maxFieldSectionSize = options.maxFieldSectionSize ?? 65536;
     this.randomBytes = options.randomBytes ?? ((n) => cryptoRandomBytes(n));
     this.maxPendingPriorities = options.maxPendingPriorityUpdates ?? 64;
+    this.webTransport = options.webTransport ?? false;
     this.maxFrameSize = Number.isFinite(maxFieldSectionSize) ? Math.max(maxFieldSectionSize, 1024) : 1 << 20;
     this.decoder = new QpackDecoder({
       maxTableCapacity: capacity,
@@ -317,10 +372,19 @@ export class H3Session {
       qpackMaxTableCapacity: capacity,
       qpackBlockedStreams: blocked,
       maxFieldSectionSize,
-      h3Datagram: options.h3Datagram ?? false,
+      h3Datagram: (options.h3Datagram ?? false) || this.webTransport,
     };
     // RFC 9220 §3: the server advertises extended CONNECT; a client has nothing to announce.
-    if (this.role === "server") settings.enableConnectProtocol = options.enableConnectProtocol ?? false;
+    if (this.role === "server")
+      settings.enableConnectProtocol = (options.enableConnectProtocol ?? false) || this.webTransport;
+    // draft-ietf-webtrans-http3-02 §3.1: SETTINGS_ENABLE_WEBTRANSPORT = 1 on both sides (with
+    // H3_DATAGRAM, §3: "MUST" for WebTransport). The current draft (§3.1, "Negotiating the Draft
+    // Version"): both sides send SETTINGS_WT_ENABLED; the highest version both sent is used.
+    if (this.webTransport) {
+      const versions = options.webTransportVersions ?? { draft02: true, latest: true };
+      if (versions.draft02) settings.enableWebTransportDraft02 = true;
+      if (versions.latest) settings.wtEnabled = true;
+    }
     const grease = options.grease ?? true;
     const entries = settingsToEntries(settings, grease ? { grease: this.randomBytes } : {});
     this.localSettings = settingsFromEntries(entries);
@@ -401,6 +465,11 @@ export class H3Session {
     return this.requests.has(streamId);
   }
 
+  /** WebTransport: whether a new peer bidi stream is still undecided (request or WT stream). */
+  isUndecided(streamId: number): boolean {
+    return this.requests.get(streamId)?.sniff !== undefined;
+  }
+
   /** Whether the receiving half of a request stream waits for QPACK encoder-stream data. */
   isBlocked(streamId: number): boolean {
     return this.requests.get(streamId)?.blocked !== undefined;
@@ -432,8 +501,13 @@ export class H3Session {
     }
     let rs = this.requests.get(streamId);
     if (rs === undefined) {
-      if (this.role === "client" || !isRequestStreamId(streamId) || streamId <= this.maxRequestId) {
-        if (this.role === "client" && isServerInitiated(streamId)) {
+      // Peer bidi streams: requests (server), WebTransport streams (a WebTransport client).
+      const peerBidi =
+        this.role === "server"
+          ? isRequestStreamId(streamId)
+          : this.webTransport && isServerInitiated(streamId);
+      if (!peerBidi || streamId <= this.maxPeerStream[streamId & 3]) {
+        if (this.role === "client" && isServerInitiated(streamId) && !this.webTransport) {
           // §6.1: "Clients MUST treat receipt of a server-initiated bidirectional stream as a
           // connection error of type H3_STREAM_CREATION_ERROR".
           this.fail(H3ErrorCode.H3_STREAM_CREATION_ERROR, "server-initiated bidirectional stream");
@@ -447,10 +521,45 @@ export class H3Session {
     const r = rs;
     this.guard(r, () => {
       if (r.recv === Recv.Closed) return;
-      if (data.length > 0) r.reader.push(data);
+      let d = data;
+      if (r.sniff !== undefined) {
+        const rest = this.sniffWebTransport(r, data, fin);
+        if (rest === undefined) return;
+        d = rest;
+      }
+      if (d.length > 0) r.reader.push(d);
       if (fin) r.reader.finish();
       this.pumpRequest(r);
     });
+  }
+
+  /**
+   * A QUIC DATAGRAM frame's payload: an HTTP/3 datagram (RFC 9297 §2.1) becomes a "datagram"
+   * event. Ignored unless we sent SETTINGS_H3_DATAGRAM; one too short for its quarter stream ID is
+   * a connection error H3_DATAGRAM_ERROR. Datagrams for streams that are not open are the
+   * application's to drop (§2.1: "MUST be silently dropped" once the stream is closed).
+   */
+  receiveDatagram(data: Uint8Array): void {
+    if (this.closeReason || !this.localSettings.h3Datagram) return;
+    this.guard(undefined, () => {
+      const d = decodeH3Datagram(data);
+      this.events.push({ type: "datagram", streamId: d.streamId, payload: d.payload });
+    });
+  }
+
+  /**
+   * Sends `payload` as an HTTP/3 datagram of request stream `streamId` (a "datagram" action).
+   * RFC 9297 §2.1.1: "QUIC DATAGRAM frames MUST NOT be sent until the SETTINGS_H3_DATAGRAM setting
+   * has been both sent and received with a value of 1" — a QuicUsageError before that.
+   */
+  sendDatagram(streamId: number, payload: Uint8Array): void {
+    this.checkOpen();
+    if (!this.localSettings.h3Datagram || this.peerSettings?.h3Datagram !== true) {
+      throw new QuicUsageError("HTTP/3 datagrams need SETTINGS_H3_DATAGRAM sent and received");
+    }
+    const w = new ByteWriter(new Uint8Array(h3DatagramSize(streamId, payload.length)));
+    encodeH3Datagram(w, streamId, payload);
+    this.actions.push({ type: "datagram", data: w.buf });
   }
 
   /** The peer reset its sending half of `streamId` (RESET_STREAM with `code`). */
@@ -531,9 +640,25 @@ export class H3Session {
     if (this.requests.has(streamId) || streamId <= this.maxRequestId) {
       throw new QuicUsageError(`stream ${streamId} already carries a request`);
     }
-    this.maxRequestId = streamId;
     let method: string | undefined;
-    for (const f of fields) if (f[0] === ":method") method = f[1];
+    let protocol: string | undefined;
+    for (const f of fields) {
+      if (f[0] === ":method") method = f[1];
+      else if (f[0] === ":protocol") protocol = f[1];
+    }
+    if (protocol !== undefined) {
+      // RFC 9220 §3: "a client MUST NOT send the :protocol pseudo-header ... until it has received
+      // SETTINGS_ENABLE_CONNECT_PROTOCOL with a value of 1". Chromium also takes draft-02's
+      // ENABLE_WEBTRANSPORT = 1 as that permission for WebTransport.
+      const p = this.peerSettings;
+      const allowed =
+        p !== undefined &&
+        (p.enableConnectProtocol ||
+          (this.webTransport && protocol === "webtransport" && p.enableWebTransportDraft02));
+      if (!allowed) throw new QuicUsageError("the server did not enable extended CONNECT (RFC 9220)");
+      if (method !== "CONNECT") throw new QuicUsageError(":protocol needs the CONNECT method");
+    }
+    this.maxRequestId = streamId;
     const rs = this.newRequestStream(streamId);
     rs.method = method;
     this.requests.set(streamId, rs);
@@ -777,6 +902,63 @@ export class H3Session {
     this.requests.delete(rs.id);
   }
 
+  /**
+   * draft-ietf-webtrans-http3-02 §4.2: decides whether a new peer bidirectional stream starts with
+   * the WEBTRANSPORT_STREAM signal (0x41) and a session ID. Returns the bytes that belong to the
+   * frame reader (an ordinary request), or undefined when more bytes are needed or the stream was
+   * handed off as a "webtransport-stream" event. A client only accepts WebTransport streams from
+   * the server (RFC 9114 §6.1 otherwise: H3_STREAM_CREATION_ERROR).
+   */
+  private sniffWebTransport(rs: RequestStream, data: Uint8Array, fin: boolean): Uint8Array | undefined {
+    const seen = rs.sniff!;
+    let buf = data;
+    if (seen.length > 0) {
+      buf = new Uint8Array(seen.length + data.length);
+      buf.set(seen);
+      buf.set(data, seen.length);
+    }
+    const type = peekVarint(buf, 0);
+    const isSignal = type !== undefined && type[0] === WEBTRANSPORT_STREAM_SIGNAL;
+    const session = isSignal ? peekVarint(buf, type[1]) : undefined;
+    if (type === undefined || (isSignal && session === undefined)) {
+      if (!fin) {
+        rs.sniff = buf.slice(); // at most two varints: ≤ 16 bytes
+        return undefined;
+      }
+      rs.sniff = undefined;
+      if (this.role === "client") {
+        // Ended inside the preamble: nothing to deliver (cf. §6.2 for unidirectional streams).
+        rs.recv = Recv.Closed;
+        rs.send = Send.Closed;
+        this.requests.delete(rs.id);
+        return undefined;
+      }
+      return buf; // the frame reader reports the incomplete request
+    }
+    rs.sniff = undefined;
+    if (!isSignal || session === undefined) {
+      if (this.role === "client") {
+        throw new H3Error(
+          H3ErrorCode.H3_STREAM_CREATION_ERROR,
+          "server-initiated bidirectional stream without the WebTransport signal",
+        );
+      }
+      return buf;
+    }
+    rs.recv = Recv.Closed;
+    rs.send = Send.Closed;
+    this.requests.delete(rs.id);
+    this.events.push({
+      type: "webtransport-stream",
+      streamId: rs.id,
+      sessionId: session[0],
+      bidi: true,
+      data: buf.subarray(type[1] + session[1]),
+      fin,
+    });
+    return undefined;
+  }
+
   private retire(rs: RequestStream): void {
     if (rs.send === Send.Closed && rs.recv === Recv.Closed) this.requests.delete(rs.id);
   }
@@ -795,6 +977,7 @@ export class H3Session {
       received: 0,
       noContent: false,
       connect: false,
+      sniff: undefined,
       method: undefined,
     };
   }
@@ -811,8 +994,15 @@ export class H3Session {
       return;
     }
     if (this.role === "client") {
-      // §6.1: server-initiated bidirectional streams are a connection error.
-      throw new H3Error(H3ErrorCode.H3_STREAM_CREATION_ERROR, "server-initiated bidirectional stream");
+      // §6.1: server-initiated bidirectional streams are a connection error, unless WebTransport
+      // allows them (draft-ietf-webtrans-http3-02 §4.2; checked when its first bytes arrive).
+      if (!this.webTransport) {
+        throw new H3Error(H3ErrorCode.H3_STREAM_CREATION_ERROR, "server-initiated bidirectional stream");
+      }
+      const rs = this.newRequestStream(id);
+      rs.sniff = new Uint8Array(0);
+      this.requests.set(id, rs);
+      return;
     }
     this.maxRequestId = id;
     if (this.goawaySent !== undefined && BigInt(id) >= this.goawaySent) {
@@ -821,7 +1011,9 @@ export class H3Session {
       this.actions.push({ type: "stop", streamId: id, code: H3ErrorCode.H3_REQUEST_REJECTED });
       return;
     }
-    this.requests.set(id, this.newRequestStream(id));
+    const rs = this.newRequestStream(id);
+    if (this.webTransport) rs.sniff = new Uint8Array(0);
+    this.requests.set(id, rs);
   }
 
   private receiveUni(s: PeerUniStream, data: Uint8Array, fin: boolean): void {
@@ -837,6 +1029,19 @@ export class H3Session {
       s.header = undefined;
       rest = r.rest;
       this.classifyUni(s, r.header.type);
+      if ((s.kind as Uni) === Uni.WebTransport) {
+        // draft-ietf-webtrans-http3-02 §4.1: "0x54, Session ID", then application data.
+        this.uni.delete(s.id);
+        this.events.push({
+          type: "webtransport-stream",
+          streamId: s.id,
+          sessionId: r.header.id ?? 0,
+          bidi: false,
+          data: rest,
+          fin,
+        });
+        return;
+      }
     }
     switch (s.kind) {
       case Uni.Control: {
@@ -906,6 +1111,8 @@ export class H3Session {
       // §4.6: "A client MUST treat receipt of a push stream as a connection error of type
       // H3_ID_ERROR when no MAX_PUSH_ID frame has been sent"; we never send one.
       throw new H3Error(H3ErrorCode.H3_ID_ERROR, "push stream without MAX_PUSH_ID");
+    } else if (this.webTransport && type === BigInt(UniStreamType.WEBTRANSPORT)) {
+      s.kind = Uni.WebTransport;
     } else {
       // §6.2: unknown and reserved types: abort reading (SHOULD use H3_STREAM_CREATION_ERROR),
       // never a connection error.

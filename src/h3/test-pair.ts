@@ -115,6 +115,9 @@ export class SessionPair {
         case "close":
           to.transportClosed(a.code, a.reason);
           break;
+        case "datagram":
+          to.receiveDatagram(a.data.slice());
+          break;
       }
     }
     return actions.length + events.length;

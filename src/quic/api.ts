@@ -190,7 +190,10 @@ export class RecvStream implements AsyncIterable<Uint8Array> {
       const r = this.qc.conn.read(this.id, maxBytes);
       if (r) {
         this.qc.wake(); // reading may have opened flow-control credit
-        if (r.fin) this.done = true;
+        if (r.fin) {
+          this.done = true;
+          this.qc.releaseStream(this.id);
+        }
         if (r.data.length > 0) return r.data;
         if (r.fin) return null;
       } else if (this.closedReason) {
@@ -223,6 +226,15 @@ export class RecvStream implements AsyncIterable<Uint8Array> {
   /** Tells the peer to stop sending (STOP_SENDING); unread data is dropped. */
   stop(code: bigint | number): void {
     this.qc.conn.stopSending(this.id, BigInt(code));
+    // Once every byte has arrived there is nothing left to stop (RFC 9000 §3.5: no STOP_SENDING in
+    // "Data Recvd") and the core keeps the data for a read: drop it here, so the stream reaches
+    // "Data Read" and is released instead of staying open for the connection's lifetime.
+    if (!this.done && this.resetCode === undefined) {
+      for (let r = this.qc.conn.read(this.id); r !== null && !r.fin && r.data.length > 0; ) {
+        r = this.qc.conn.read(this.id);
+      }
+    }
+    this.qc.releaseStream(this.id);
     this.done = true;
     this.qc.wake();
     this.wakeReader();
@@ -284,6 +296,8 @@ export class QuicConnection {
   private readonly tokenListeners: ((token: Uint8Array) => void)[] = [];
   /** Bytes a SendStream may have unacknowledged before write() waits. */
   highWaterMark = DEFAULT_HIGH_WATER_MARK;
+  /** Stream objects tracked when the next sweep of released streams runs. */
+  private sweepAt = 64;
   private static nextStableId = 1;
   readonly stableId = QuicConnection.nextStableId++;
 
@@ -291,9 +305,37 @@ export class QuicConnection {
   constructor(
     /** @internal */ readonly conn: Connection,
     private readonly endpoint: Endpoint,
-    readonly remoteAddress: SocketAddress,
+    private readonly initialRemote: SocketAddress,
     private readonly ownsEndpoint: boolean,
   ) {}
+
+  /** The peer's address: where the connection sends now (it follows migrations, RFC 9000 §9). */
+  get remoteAddress(): SocketAddress {
+    const r = this.conn.remoteAddress;
+    if (!r) return this.initialRemote;
+    return { address: r.address, port: r.port, family: r.address.includes(":") ? "IPv6" : "IPv4" };
+  }
+
+  /**
+   * (Client) Connection migration (RFC 9000 §9.2), as quinn's `Endpoint::rebind`: the endpoint
+   * moves to a new UDP socket bound to `host:port` (default: the same host, a free port) and the
+   * connection follows with a fresh connection ID, validates the new path (PATH_CHALLENGE) and
+   * resets its congestion state (unless only the port changed). Every connection sharing the
+   * endpoint moves with it. Throws {@link QuicUsageError} when migration is not possible yet
+   * (handshake not confirmed, the server disabled active migration, no spare connection ID) —
+   * before touching the socket. Resolves with the new local address.
+   */
+  async migrate(options: { readonly host?: string; readonly port?: number } = {}): Promise<SocketAddress> {
+    this.checkAlive();
+    const blocker = this.conn.migrationBlocker();
+    if (blocker) throw new QuicUsageError(`cannot migrate: ${blocker}`);
+    return this.endpoint.rebind(options);
+  }
+
+  /** Path facts: migrations, validations, congestion resets, the active path (RFC 9000 §9). */
+  pathStats(): ReturnType<Connection["pathStats"]> {
+    return this.conn.pathStats();
+  }
 
   get side(): "client" | "server" {
     return this.conn.side;
@@ -377,6 +419,11 @@ export class QuicConnection {
     return this.conn.stats();
   }
 
+  /** The QUIC version in use (after any version negotiation, RFC 9368). */
+  get version(): number {
+    return this.conn.negotiatedVersion;
+  }
+
   /** The largest datagram payload the peer accepts, 0 when it does not accept datagrams. */
   get maxDatagramSize(): number {
     return this.conn.maxDatagramSize;
@@ -386,6 +433,10 @@ export class QuicConnection {
     return this.conn.tlsSession.exportKeyingMaterial(label, context, length);
   }
 
+  /**
+   * Updates the 1-RTT keys (RFC 9001 §6): starts as soon as it is allowed (handshake confirmed,
+   * previous update acknowledged), with the next packet sent. `stats().keyUpdatesLocal` counts them.
+   */
   forceKeyUpdate(): void {
     this.conn.forceKeyUpdate();
     this.wake();
@@ -491,6 +542,7 @@ export class QuicConnection {
     if (!s) {
       s = new SendStream(this, id);
       this.sendStreams.set(id, s);
+      this.maybeSweepStreams();
     }
     return s;
   }
@@ -500,8 +552,34 @@ export class QuicConnection {
     if (!s) {
       s = new RecvStream(this, id);
       this.recvStreams.set(id, s);
+      this.maybeSweepStreams();
     }
     return s;
+  }
+
+  /** Stream objects this connection still routes events to (observability, tests). */
+  get trackedStreams(): number {
+    return new Set([...this.sendStreams.keys(), ...this.recvStreams.keys()]).size;
+  }
+
+  /** @internal Forgets a stream's objects once the core released it (both halves closed). */
+  releaseStream(id: number): void {
+    if (this.conn.hasStream(id)) return;
+    this.sendStreams.get(id)?.onProgress();
+    this.sendStreams.delete(id);
+    this.recvStreams.delete(id);
+  }
+
+  /**
+   * Releases the objects of every stream the core no longer has. Some releases come without an
+   * event (a RESET_STREAM acknowledged, a stream stopped by both sides), so the maps are swept
+   * whenever they doubled since the last sweep: amortized O(1) per stream, bounded memory.
+   */
+  private maybeSweepStreams(): void {
+    if (this.sendStreams.size + this.recvStreams.size < this.sweepAt) return;
+    for (const id of this.sendStreams.keys()) this.releaseStream(id);
+    for (const id of this.recvStreams.keys()) this.releaseStream(id);
+    this.sweepAt = Math.max(64, 2 * (this.sendStreams.size + this.recvStreams.size));
   }
 
   /** @internal: the endpoint's view of this connection. */
@@ -552,6 +630,7 @@ export class QuicConnection {
         return;
       case "stream-finished":
         this.sendStreams.get(e.streamId)?.onFinished();
+        this.releaseStream(e.streamId);
         return;
       case "streams-available":
         for (const w of this.openWaiters.splice(0)) w.resolve();
@@ -617,6 +696,12 @@ export interface ConnectOptions {
   readonly transport?: Partial<TransportConfig>;
   /** QUIC version to start with (default v1). */
   readonly version?: number;
+  /**
+   * Versions offered for compatible version negotiation (RFC 9368), in preference order; the
+   * server may switch the connection to any of them (e.g. `[QUIC_V2, QUIC_V1]`: start in v1, get
+   * upgraded to v2). Default: `version`, then the other supported version.
+   */
+  readonly versions?: readonly number[];
   /** TLS cipher suites to offer, by id (e.g. 0x1303), in preference order. */
   readonly cipherSuites?: readonly number[];
   /** Client certificate for mutual TLS. */
@@ -649,6 +734,11 @@ export interface ConnectOptions {
    * that are safe to process twice.
    */
   readonly earlyData?: boolean;
+  /**
+   * Move to the server's preferred_address, after validating it, once the handshake is confirmed
+   * (RFC 9000 §9.6); default true.
+   */
+  readonly migrateToPreferredAddress?: boolean;
 }
 
 function envKeyLog(): ((line: string) => void) | undefined {
@@ -702,11 +792,13 @@ export async function connect(options: ConnectOptions): Promise<QuicConnection> 
     remote,
     {
       version: options.version,
+      versions: options.versions,
       transport: options.transport,
       keyLog: options.keyLog ?? envKeyLog(),
       token: options.token,
       session: options.session,
       earlyData: options.earlyData,
+      migrateToPreferredAddress: options.migrateToPreferredAddress,
       tls: {
         serverName: options.serverName ?? options.host,
         alpnProtocols: options.alpn,
@@ -731,12 +823,24 @@ export interface ListenOptions {
   readonly host?: string;
   readonly port?: number;
   readonly alpn: readonly string[];
+  /**
+   * QUIC versions to negotiate to (RFC 9368 compatible negotiation), in our preference order: a
+   * client offering one of them is switched to the first it offers. Default: v1 and v2, in the
+   * client's order of preference.
+   */
+  readonly versions?: readonly number[];
   /** PEM certificate chain and key; default: a generated development certificate. */
   readonly certificatePem?: string;
   readonly privateKeyPem?: string;
   readonly privateKey?: KeyObject;
   /** TLS cipher suites to accept, by id, in preference order. */
   readonly cipherSuites?: readonly number[];
+  /**
+   * Mutual TLS (RFC 9846 §4.3.2): "require" refuses clients without a certificate chaining to
+   * `ca` (alert certificate_required), "request" accepts them too. The client's chain is in
+   * `peerCertificates`. Resumed connections are not asked again (the ticket carries the identity).
+   */
+  readonly clientAuth?: { readonly mode: "request" | "require"; readonly ca: string | readonly string[] };
   readonly transport?: Partial<TransportConfig>;
   readonly keyLog?: (line: string) => void;
   /**
@@ -749,6 +853,11 @@ export interface ListenOptions {
   readonly addressTokenKey?: Uint8Array;
   /** Give clients NEW_TOKEN tokens for their next connection (RFC 9000 §8.1.3); default true. */
   readonly sendNewTokens?: boolean;
+  /**
+   * Also listen on this address and advertise it as preferred_address (RFC 9000 §9.6): clients
+   * validate it after the handshake and move there. A concrete IP address; port 0 picks one.
+   */
+  readonly preferredAddress?: { readonly host: string; readonly port?: number };
   /**
    * Session tickets for resumption (RFC 9846 §4.6.1, RFC 9001 §4.5): on by default, sealed by one
    * rotating key for the whole server. `false` sends none; an object tunes them.
@@ -808,6 +917,11 @@ export class QuicServer implements AsyncIterable<QuicConnection> {
 
   get address(): SocketAddress {
     return this.endpoint.localAddress;
+  }
+
+  /** The preferred address this server advertises (RFC 9000 §9.6), when it has one. */
+  get preferredAddress(): SocketAddress | undefined {
+    return this.endpoint.preferredAddress;
   }
 
   /** Live connections, handshakes in progress, and what address validation did (RFC 9000 §8.1). */
@@ -872,13 +986,19 @@ export async function listen(options: ListenOptions): Promise<QuicServer> {
     retry: options.retry,
     addressTokenKey: options.addressTokenKey,
     sendNewTokens: options.sendNewTokens,
+    preferredAddress: options.preferredAddress,
     server: {
       transport: options.transport,
+      versions: options.versions,
       tls: {
         credentials: { chainDer, privateKey },
         alpnProtocols: options.alpn,
         cipherSuites: options.cipherSuites,
         tickets,
+        clientAuth: options.clientAuth && {
+          mode: options.clientAuth.mode,
+          roots: typeof options.clientAuth.ca === "string" ? [options.clientAuth.ca] : options.clientAuth.ca,
+        },
       },
     },
   });

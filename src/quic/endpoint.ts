@@ -16,6 +16,7 @@ import {
 import type {
   ClientConnectionConfig,
   ConnectionEvent,
+  PathAddress,
   ServerConnectionConfig,
 } from "./connection/connection.ts";
 import { Connection } from "./connection/connection.ts";
@@ -62,6 +63,12 @@ export interface EndpointOptions {
   readonly addressTokenKey?: Uint8Array;
   /** (Server) Give each client a NEW_TOKEN token for its next connection (RFC 9000 §8.1.3); default true. */
   readonly sendNewTokens?: boolean;
+  /**
+   * (Server) A second address to listen on and advertise as preferred_address (RFC 9000 §9.6):
+   * clients validate it after the handshake and move their connections there. `host` must be a
+   * concrete IP address (not a wildcard); port 0 picks a free port.
+   */
+  readonly preferredAddress?: { readonly host: string; readonly port?: number };
 }
 
 export const CONNECTION_ID_LENGTH = 8;
@@ -82,8 +89,38 @@ interface Entry {
 
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
 
+/** The socket index of the preferred address (RFC 9000 §9.6) in PathAddress.local. */
+const PREFERRED_SOCKET = 1;
+
+async function openSocket(
+  host: string,
+  port: number,
+  ipv6: boolean,
+  bufferSize: number,
+): Promise<dgram.Socket> {
+  const type = ipv6 || isIP(host) === 6 ? "udp6" : "udp4";
+  const socket = dgram.createSocket({ type, ipv6Only: false });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("error", reject);
+    socket.bind(port, host, () => {
+      socket.off("error", reject);
+      resolve();
+    });
+  });
+  try {
+    socket.setRecvBufferSize(bufferSize);
+    socket.setSendBufferSize(bufferSize);
+  } catch {
+    // The OS may cap buffer sizes; smaller buffers only cost throughput.
+  }
+  return socket;
+}
+
 export class Endpoint {
-  private readonly socket: dgram.Socket;
+  /** Replaced by rebind(). */
+  private socket: dgram.Socket;
+  /** (Server) The socket of the preferred address (RFC 9000 §9.6). */
+  private readonly preferredSocket: dgram.Socket | undefined;
   private readonly routes = new Map<string, Entry>();
   /** Stateless reset tokens our peers gave us (RFC 9000 §10.3.1), by hex, to their connection. */
   private readonly resetTokens = new Map<string, Entry>();
@@ -105,8 +142,10 @@ export class Endpoint {
   private constructor(
     socket: dgram.Socket,
     private readonly options: EndpointOptions,
+    preferredSocket?: dgram.Socket,
   ) {
     this.socket = socket;
+    this.preferredSocket = preferredSocket;
     this.server = options.server;
     this.resetKey = options.statelessResetKey ?? randomBytes(32);
     this.validation = options.server
@@ -120,32 +159,81 @@ export class Endpoint {
     this.closedPromise = new Promise((r) => {
       this.resolveClosed = r;
     });
-    socket.on("message", (msg, rinfo) => this.onMessage(msg, rinfo));
+    this.attach(socket, 0);
+    if (preferredSocket) this.attach(preferredSocket, PREFERRED_SOCKET);
+  }
+
+  private attach(socket: dgram.Socket, local: number): void {
+    socket.on("message", (msg, rinfo) => this.onMessage(msg, rinfo, local));
     socket.on("error", () => {
       // Socket errors (e.g. ICMP unreachable on connected sockets) are not fatal for UDP.
     });
   }
 
-  /** Binds a UDP socket. */
+  /** Binds a UDP socket (and, for a server with a preferred address, a second one). */
   static async bind(options: EndpointOptions = {}): Promise<Endpoint> {
     const host = options.host ?? (options.ipv6 ? "::" : "0.0.0.0");
-    const type = options.ipv6 || isIP(host) === 6 ? "udp6" : "udp4";
-    const socket = dgram.createSocket({ type, ipv6Only: false });
-    await new Promise<void>((resolve, reject) => {
-      socket.once("error", reject);
-      socket.bind(options.port ?? 0, host, () => {
-        socket.off("error", reject);
-        resolve();
-      });
-    });
     const size = options.socketBufferSize ?? 8 * 1024 * 1024;
+    const pa = options.preferredAddress;
+    if (pa && (!options.server || isIP(pa.host) === 0 || pa.host === "0.0.0.0" || pa.host === "::"))
+      throw new QuicUsageError("preferredAddress needs a server and a concrete IP address");
+    const socket = await openSocket(host, options.port ?? 0, options.ipv6 === true, size);
+    if (!pa || !options.server) return new Endpoint(socket, options);
+    let preferred: dgram.Socket;
     try {
-      socket.setRecvBufferSize(size);
-      socket.setSendBufferSize(size);
-    } catch {
-      // The OS may cap buffer sizes; smaller buffers only cost throughput.
+      preferred = await openSocket(pa.host, pa.port ?? 0, false, size);
+    } catch (err) {
+      socket.close();
+      throw err;
     }
-    return new Endpoint(socket, options);
+    const port = preferred.address().port;
+    const family = isIP(pa.host) === 6 ? "ipv6" : "ipv4";
+    const server: ServerConnectionConfig = {
+      ...options.server,
+      preferredAddress: { [family]: { address: pa.host, port } },
+    };
+    return new Endpoint(socket, { ...options, server }, preferred);
+  }
+
+  /** (Server) The preferred address the endpoint listens on and advertises (RFC 9000 §9.6). */
+  get preferredAddress(): SocketAddress | undefined {
+    const a = this.preferredSocket?.address();
+    return a
+      ? { address: a.address, port: a.port, family: a.family === "IPv6" ? "IPv6" : "IPv4" }
+      : undefined;
+  }
+
+  /**
+   * Moves the endpoint to a new UDP socket, as quinn's `Endpoint::rebind`: the old socket is
+   * closed, and every client connection that can migrates to the new local address (RFC 9000
+   * §9.2): a fresh connection ID of the server (§9.5), path validation (§8.2), congestion state
+   * and RTT reset unless only the port changed (§9.4). A connection that cannot migrate
+   * (disable_active_migration, no spare connection ID) just sends from the new socket, which the
+   * server sees as a NAT rebinding. Resolves with the new local address.
+   */
+  async rebind(options: { readonly host?: string; readonly port?: number } = {}): Promise<SocketAddress> {
+    if (this.closed) throw new QuicUsageError("endpoint is closed");
+    const before = this.localAddress;
+    const host = options.host ?? before.address;
+    const size = this.options.socketBufferSize ?? 8 * 1024 * 1024;
+    const socket = await openSocket(host, options.port ?? 0, before.family === "IPv6", size);
+    const old = this.socket;
+    this.socket = socket;
+    this.attach(socket, 0);
+    try {
+      old.close();
+    } catch {
+      // already closed
+    }
+    const after = this.localAddress;
+    const now = Date.now();
+    for (const e of [...this.entries.values()]) {
+      const conn = e.conn;
+      if (!conn.isServer && conn.migrationBlocker() === undefined)
+        conn.migrate(now, { portOnly: after.address === before.address });
+      this.service(e);
+    }
+    return after;
   }
 
   get localAddress(): SocketAddress {
@@ -234,6 +322,11 @@ export class Endpoint {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     try {
+      this.preferredSocket?.close();
+    } catch {
+      // already closed
+    }
+    try {
       this.socket.close(() => this.resolveClosed());
     } catch {
       this.resolveClosed();
@@ -243,9 +336,10 @@ export class Endpoint {
   // ---------------------------------------------------------------------------------------------
 
   /** Sends one datagram; a closed or failing socket loses it, as the network may. */
-  private sendTo(data: Uint8Array, remote: SocketAddress): void {
+  private sendTo(data: Uint8Array, remote: SocketAddress | PathAddress, local = 0): void {
+    const socket = local === PREFERRED_SOCKET && this.preferredSocket ? this.preferredSocket : this.socket;
     try {
-      this.socket.send(data, remote.port, remote.address);
+      socket.send(data, remote.port, remote.address);
     } catch {
       // ERR_SOCKET_DGRAM_NOT_RUNNING after close, EMSGSIZE...: UDP gives no delivery guarantee.
     }
@@ -277,7 +371,7 @@ export class Endpoint {
     this.maybeFinishClose();
   }
 
-  private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo, local: number): void {
     const data = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
     if (data.length < 1) return;
     const first = data[0];
@@ -296,8 +390,13 @@ export class Endpoint {
       dcid = data.subarray(1, 1 + CONNECTION_ID_LENGTH);
     }
     const entry = this.routes.get(hex(dcid));
+    // Where it came from, and on which of our sockets: the connection's paths (RFC 9000 §9).
+    const from: PathAddress =
+      local === 0
+        ? { address: rinfo.address, port: rinfo.port }
+        : { address: rinfo.address, port: rinfo.port, local };
     if (entry) {
-      entry.conn.receive(data, Date.now());
+      entry.conn.receive(data, Date.now(), from);
       this.serviceSoon(entry);
       return;
     }
@@ -311,12 +410,12 @@ export class Endpoint {
       if (data.length >= 21) {
         const owner = this.resetTokens.get(hex(data.subarray(data.length - 16)));
         if (owner) {
-          owner.conn.receive(data, Date.now());
+          owner.conn.receive(data, Date.now(), from);
           this.service(owner);
           return;
         }
       }
-      this.sendStatelessReset(data, remote);
+      this.sendStatelessReset(data, remote, local);
       return;
     }
     if (!this.server || this.closed) return;
@@ -327,7 +426,7 @@ export class Endpoint {
       const scidLen = data[6 + dcid.length];
       const scid = data.subarray(7 + dcid.length, 7 + dcid.length + scidLen);
       const vn = encodeVersionNegotiation(scid, dcid, SUPPORTED_VERSIONS, randomBytes(1)[0]);
-      this.sendTo(vn, remote);
+      this.sendTo(vn, remote, local);
       return;
     }
     if (this.acceptQueue.length >= (this.options.acceptQueueLength ?? 1024)) return;
@@ -336,13 +435,18 @@ export class Endpoint {
       const scidLen = data[6 + dcid.length];
       if (dcid.length < 8 || dcid.length > 20 || scidLen > 20) return; // RFC 9000 §7.2: ≥ 8-byte DCID from clients
       // Only an Initial starts a connection (the type bits depend on the version).
-      const h = parsePacketHeader(data, 0, { localCidLength: CONNECTION_ID_LENGTH });
+      // RFC 9287 §3: having advertised grease_quic_bit (the default), we MUST accept a cleared
+      // QUIC bit; a resuming client (quinn) clears it in its first Initial, §3.1.
+      const h = parsePacketHeader(data, 0, {
+        localCidLength: CONNECTION_ID_LENGTH,
+        allowGreasedQuicBit: this.server.transport?.greaseQuicBit !== false,
+      });
       if (h.type !== PacketType.Initial) return;
       const now = Date.now();
       const decision = this.validation!.onInitial(h, remote, now, this.handshakes);
       if (decision.action !== "accept") {
         // A Retry (RFC 9000 §8.1.2) or an INVALID_TOKEN close: one datagram, no state kept.
-        this.sendTo(decision.packet, remote);
+        this.sendTo(decision.packet, remote, local);
         return;
       }
       const validation = this.validation!;
@@ -379,7 +483,7 @@ export class Endpoint {
     this.register(fresh);
     // The client keeps using its chosen DCID until it sees ours: route it here too.
     this.addRoute(fresh, dcid);
-    conn.receive(data, Date.now());
+    conn.receive(data, Date.now(), from);
     if (conn.isClosed) {
       this.removeEntry(fresh);
       return;
@@ -391,14 +495,14 @@ export class Endpoint {
   }
 
   /** RFC 9000 §10.3: a packet for no connection of ours gets a stateless reset (smaller than it). */
-  private sendStatelessReset(data: Uint8Array, remote: SocketAddress): void {
+  private sendStatelessReset(data: Uint8Array, remote: SocketAddress, local: number): void {
     // §10.3.3: never answer with a datagram as large as the trigger; 21 bytes is our floor (§10.3).
     if (data.length <= 21 + 1) return;
     const size = Math.min(data.length - 1, 43);
     const out = randomBytes(size);
     out[0] = 0x40 | (out[0] & 0x3f); // short header form with the fixed bit
     out.set(this.resetToken(data.subarray(1, 1 + CONNECTION_ID_LENGTH)), size - 16);
-    this.sendTo(out, remote);
+    this.sendTo(out, remote, local);
   }
 
   private readonly dirty = new Set<Entry>();
@@ -475,7 +579,10 @@ export class Endpoint {
     const now = Date.now();
     let n = 0;
     for (let d = entry.conn.pollTransmit(now); d; d = entry.conn.pollTransmit(now)) {
-      this.sendTo(d, entry.remote);
+      // The connection says which path each datagram is for (probes, migration: RFC 9000 §9).
+      const to = entry.conn.transmitAddress;
+      if (to) this.sendTo(d, to, to.local ?? 0);
+      else this.sendTo(d, entry.remote);
       if (++n >= burst) {
         entry.flushing = true;
         setImmediate(() => {

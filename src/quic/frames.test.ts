@@ -74,6 +74,9 @@ const ALL_KINDS: FrameKind[] = [
   "connection_close",
   "handshake_done",
   "datagram",
+  "reset_stream_at",
+  "ack_frequency",
+  "immediate_ack",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -173,6 +176,21 @@ const frameArb: Record<FrameKind, fc.Arbitrary<Frame>> = {
   datagram: fc
     .record({ data: bytes(0, 300), noLength: fc.boolean() })
     .map((v) => ({ kind: "datagram", ...v })),
+  reset_stream_at: fc.record({ streamId: num, errorCode, a: num, b: num }).map(({ a, b, ...v }) => ({
+    kind: "reset_stream_at",
+    ...v,
+    finalSize: Math.max(a, b),
+    reliableSize: Math.min(a, b),
+  })),
+  ack_frequency: fc
+    .record({
+      sequence: num,
+      ackElicitingThreshold: num,
+      requestedMaxAckDelay: num,
+      reorderingThreshold: num,
+    })
+    .map((v) => ({ kind: "ack_frequency", ...v })),
+  immediate_ack: fc.constant({ kind: "immediate_ack" }),
 };
 
 const anyFrame = fc.oneof(...ALL_KINDS.map((k) => frameArb[k]));
@@ -366,7 +384,8 @@ describe("known encodings (RFC 9000 §19 layouts)", () => {
   it("frameTypeOf gives the wire code encodeFrame writes", () => {
     fc.assert(
       fc.property(anyFrame, (f) => {
-        expect(frameTypeOf(f)).toBe(encode(f)[0]);
+        // The type is a varint: one byte but for ACK_FREQUENCY (0x40af).
+        expect(frameTypeOf(f)).toBe(new ByteReader(encode(f)).readVarint());
       }),
     );
   });
@@ -445,7 +464,7 @@ describe("hostile input", () => {
   });
 
   it("random bytes starting with each known type code", () => {
-    const codes = [...Array(0x1f).keys(), 0x30, 0x31];
+    const codes = [...Array(0x20).keys(), 0x24, 0x30, 0x31];
     fc.assert(
       fc.property(fc.constantFrom(...codes), bytes(0, 40), (code, rest) => {
         const buf = new Uint8Array(1 + rest.length + 8).fill(0xff);
@@ -464,7 +483,8 @@ describe("hostile input", () => {
         for (let k = 0; k < full.length; k++) {
           // The buffer holds the whole frame; the reader may only see k bytes of it.
           const r = new ByteReader(full, 0, k);
-          if (k === 0 || f.kind === "padding" || !isSelfDelimiting(f)) {
+          const typeLength = f.kind === "ack_frequency" ? 2 : 1;
+          if (k < typeLength || f.kind === "padding" || !isSelfDelimiting(f)) {
             decodeHostile(full, k);
             continue;
           }
@@ -476,7 +496,7 @@ describe("hostile input", () => {
           }
           expect(err).toBeInstanceOf(QuicError);
           expect((err as QuicError).code).toBe(TransportErrorCode.FRAME_ENCODING_ERROR);
-          expect((err as QuicError).frameType).toBe(full[0]);
+          expect((err as QuicError).frameType).toBe(frameTypeOf(f));
         }
       }),
       { numRuns: 500 },
@@ -515,9 +535,55 @@ describe("hostile input", () => {
 // 4. Specific negative cases
 // ---------------------------------------------------------------------------------------------
 
+describe("extension frames", () => {
+  it("known encodings: IMMEDIATE_ACK, RESET_STREAM_AT, ACK_FREQUENCY (two-byte type 0x40af)", () => {
+    expect(toHex(encode({ kind: "immediate_ack" }))).toBe("1f");
+    expect(
+      toHex(
+        encode({ kind: "reset_stream_at", streamId: 4, errorCode: 0x10n, finalSize: 100, reliableSize: 10 }),
+      ),
+    ).toBe("2404104064" + "0a");
+    const af: Frame = {
+      kind: "ack_frequency",
+      sequence: 1,
+      ackElicitingThreshold: 9,
+      requestedMaxAckDelay: 25_000,
+      reorderingThreshold: 0,
+    };
+    expect(toHex(encode(af))).toBe("40af" + "01" + "09" + "800061a8" + "00");
+    expect(decodeOne(hex("40af 01 09 800061a8 00"))).toEqual(af);
+    expect(frameTypeOf(af)).toBe(0xaf);
+  });
+
+  it("RESET_STREAM_AT with Reliable Size above Final Size is a FRAME_ENCODING_ERROR (§4)", () => {
+    expectFrameEncodingError(hex("24 04 10 05 06"), FrameType.RESET_STREAM_AT);
+    expect(() =>
+      encode({ kind: "reset_stream_at", streamId: 0, errorCode: 0n, finalSize: 1, reliableSize: 2 }),
+    ).toThrow(QuicUsageError);
+  });
+
+  it("ACK_FREQUENCY / IMMEDIATE_ACK only in 1-RTT, RESET_STREAM_AT in 0-RTT and 1-RTT", () => {
+    for (const t of ["initial", "handshake", "0rtt"] as const) {
+      expect(isFrameAllowed(FrameType.ACK_FREQUENCY, t)).toBe(false);
+      expect(isFrameAllowed(FrameType.IMMEDIATE_ACK, t)).toBe(false);
+    }
+    expect(isFrameAllowed(FrameType.ACK_FREQUENCY, "1rtt")).toBe(true);
+    expect(isFrameAllowed(FrameType.IMMEDIATE_ACK, "1rtt")).toBe(true);
+    expect(isFrameAllowed(FrameType.RESET_STREAM_AT, "0rtt")).toBe(true);
+    expect(isFrameAllowed(FrameType.RESET_STREAM_AT, "1rtt")).toBe(true);
+    expect(isFrameAllowed(FrameType.RESET_STREAM_AT, "handshake")).toBe(false);
+  });
+
+  it("a truncated ACK_FREQUENCY is a FRAME_ENCODING_ERROR for 0xaf", () => {
+    expectFrameEncodingError(hex("40af 01 09"), FrameType.ACK_FREQUENCY);
+    expect(decodeError(hex("40")).code).toBe(TransportErrorCode.FRAME_ENCODING_ERROR);
+  });
+});
+
 describe("malformed frames", () => {
   it("unknown frame types are FRAME_ENCODING_ERROR with the type (§12.4)", () => {
-    expectFrameEncodingError(hex("1f"), 0x1f);
+    expectFrameEncodingError(hex("20"), 0x20);
+    expectFrameEncodingError(hex("4040"), 0x40);
     expectFrameEncodingError(hex("21 00"), 0x21);
     expectFrameEncodingError(hex("32"), 0x32);
     expectFrameEncodingError(hex("3f"), 0x3f);
@@ -770,7 +836,7 @@ describe("isFrameAllowed (§12.4 table, §12.5)", () => {
   });
 
   it("unknown types are never allowed", () => {
-    for (const code of [0x1f, 0x20, 0x2f, 0x32, 0x40, -1, 0.5]) expect(isFrameAllowed(code, O)).toBe(false);
+    for (const code of [0x20, 0x23, 0x2f, 0x32, 0x40, -1, 0.5]) expect(isFrameAllowed(code, O)).toBe(false);
   });
 
   it("all 1-RTT: every frame kind is allowed in 1-RTT packets (§12.4)", () => {

@@ -1,5 +1,8 @@
 /**
- * QUIC frame codec: every frame of RFC 9000 §19 plus DATAGRAM (RFC 9221 §4).
+ * QUIC frame codec: every frame of RFC 9000 §19 plus DATAGRAM (RFC 9221 §4), and the extension
+ * frames ACK_FREQUENCY / IMMEDIATE_ACK (draft-ietf-quic-ack-frequency) and RESET_STREAM_AT
+ * (draft-ietf-quic-reliable-stream-reset). Whether an extension frame was negotiated is the
+ * connection's business: the codec decodes it whenever it is well formed.
  *
  * Integer representation (see bytes.ts, "number vs bigint"):
  * - `number` for offsets, lengths, flow-control limits, stream counts, stream IDs, packet numbers,
@@ -59,6 +62,12 @@ export const FrameType = {
   CONNECTION_CLOSE: 0x1c,
   CONNECTION_CLOSE_APP: 0x1d,
   HANDSHAKE_DONE: 0x1e,
+  /** draft-ietf-quic-ack-frequency §5. */
+  IMMEDIATE_ACK: 0x1f,
+  /** draft-ietf-quic-reliable-stream-reset §4. */
+  RESET_STREAM_AT: 0x24,
+  /** draft-ietf-quic-ack-frequency §4 (a two-byte varint on the wire: 0x40af). */
+  ACK_FREQUENCY: 0xaf,
   /** DATAGRAM without Length: the data runs to the end of the packet. */
   DATAGRAM: 0x30,
   /** DATAGRAM with Length. */
@@ -237,6 +246,33 @@ export interface DatagramFrame {
   noLength?: boolean | undefined;
 }
 
+/** RESET_STREAM_AT (draft-ietf-quic-reliable-stream-reset §4): RESET_STREAM with a Reliable Size. */
+export interface ResetStreamAtFrame {
+  kind: "reset_stream_at";
+  streamId: number;
+  errorCode: bigint;
+  finalSize: number;
+  /** Bytes the receiver still delivers to the application; ≤ finalSize. */
+  reliableSize: number;
+}
+
+/** ACK_FREQUENCY (draft-ietf-quic-ack-frequency §4). */
+export interface AckFrequencyFrame {
+  kind: "ack_frequency";
+  sequence: number;
+  /** Ack-eliciting packets the receiver may get without acknowledging (0 = ack every one). */
+  ackElicitingThreshold: number;
+  /** The max_ack_delay the receiver should use, in microseconds. */
+  requestedMaxAckDelay: number;
+  /** Reordering that elicits an immediate ACK (0 = none, 1 = RFC 9000 default). */
+  reorderingThreshold: number;
+}
+
+/** IMMEDIATE_ACK (draft-ietf-quic-ack-frequency §5). */
+export interface ImmediateAckFrame {
+  kind: "immediate_ack";
+}
+
 export type Frame =
   | PaddingFrame
   | PingFrame
@@ -258,7 +294,10 @@ export type Frame =
   | PathResponseFrame
   | ConnectionCloseFrame
   | HandshakeDoneFrame
-  | DatagramFrame;
+  | DatagramFrame
+  | ResetStreamAtFrame
+  | AckFrequencyFrame
+  | ImmediateAckFrame;
 
 export type FrameKind = Frame["kind"];
 
@@ -286,6 +325,9 @@ export function decodeFrame(r: ByteReader): Frame {
   if (first < 0x40) {
     type = first;
     r.pos = start + 1;
+  } else if (first === 0x40 && start + 1 < r.end && buf[start + 1] === 0xaf) {
+    type = FrameType.ACK_FREQUENCY; // the only two-byte frame type we know
+    r.pos = start + 2;
   } else {
     type = readLongFrameType(r);
   }
@@ -398,6 +440,31 @@ export function decodeFrame(r: ByteReader): Frame {
       }
       case 0x1e:
         return { kind: "handshake_done" };
+      case 0x1f:
+        return { kind: "immediate_ack" };
+      case 0x24: {
+        const streamId = r.readVarint();
+        const errorCode = r.readVarintBig();
+        const finalSize = r.readVarint();
+        const reliableSize = r.readVarint();
+        // draft-ietf-quic-reliable-stream-reset §4: Reliable Size > Final Size MUST be a
+        // FRAME_ENCODING_ERROR.
+        if (reliableSize > finalSize) throw frameEncodingError("reliable size above final size", type);
+        return { kind: "reset_stream_at", streamId, errorCode, finalSize, reliableSize };
+      }
+      case 0xaf: {
+        const sequence = r.readVarint();
+        const ackElicitingThreshold = r.readVarint();
+        const requestedMaxAckDelay = r.readVarint();
+        const reorderingThreshold = r.readVarint();
+        return {
+          kind: "ack_frequency",
+          sequence,
+          ackElicitingThreshold,
+          requestedMaxAckDelay,
+          reorderingThreshold,
+        };
+      }
       case 0x30:
         return { kind: "datagram", data: r.readBytes(r.remaining, "DATAGRAM data"), noLength: true };
       case 0x31:
@@ -413,7 +480,7 @@ export function decodeFrame(r: ByteReader): Frame {
   }
 }
 
-/** A frame type encoded on 2, 4 or 8 bytes: no frame type of ours, so never a known one. */
+/** A frame type encoded on 2, 4 or 8 bytes other than ACK_FREQUENCY's 0x40af: never a known one. */
 function readLongFrameType(r: ByteReader): number {
   const len = 1 << (r.buf[r.pos] >> 6);
   const type = r.readVarint(); // TruncatedError is already a FRAME_ENCODING_ERROR
@@ -661,6 +728,25 @@ function encodeUnchecked(f: Frame, w: ByteWriter): void {
     case "handshake_done":
       w.writeUint8(FrameType.HANDSHAKE_DONE);
       return;
+    case "immediate_ack":
+      w.writeUint8(FrameType.IMMEDIATE_ACK);
+      return;
+    case "reset_stream_at":
+      if (f.reliableSize > f.finalSize)
+        throw new QuicUsageError("RESET_STREAM_AT reliable size above final size");
+      w.writeUint8(FrameType.RESET_STREAM_AT);
+      w.writeVarint(f.streamId);
+      w.writeVarintBig(f.errorCode);
+      w.writeVarint(f.finalSize);
+      w.writeVarint(f.reliableSize);
+      return;
+    case "ack_frequency":
+      w.writeVarint(FrameType.ACK_FREQUENCY);
+      w.writeVarint(f.sequence);
+      w.writeVarint(f.ackElicitingThreshold);
+      w.writeVarint(f.requestedMaxAckDelay);
+      w.writeVarint(f.reorderingThreshold);
+      return;
     case "datagram":
       if (f.noLength) {
         w.writeUint8(FrameType.DATAGRAM);
@@ -741,7 +827,24 @@ export function frameSize(f: Frame): number {
       return f.length;
     case "ping":
     case "handshake_done":
+    case "immediate_ack":
       return 1;
+    case "reset_stream_at":
+      return (
+        1 +
+        varintLength(f.streamId) +
+        varintLengthOfBig(f.errorCode) +
+        varintLength(f.finalSize) +
+        varintLength(f.reliableSize)
+      );
+    case "ack_frequency":
+      return (
+        2 +
+        varintLength(f.sequence) +
+        varintLength(f.ackElicitingThreshold) +
+        varintLength(f.requestedMaxAckDelay) +
+        varintLength(f.reorderingThreshold)
+      );
     case "ack": {
       const rs = f.ranges;
       const n = rs.length;
@@ -879,6 +982,12 @@ export function frameTypeOf(f: Frame): number {
       return FrameType.HANDSHAKE_DONE;
     case "datagram":
       return f.noLength ? FrameType.DATAGRAM : FrameType.DATAGRAM_LEN;
+    case "immediate_ack":
+      return FrameType.IMMEDIATE_ACK;
+    case "reset_stream_at":
+      return FrameType.RESET_STREAM_AT;
+    case "ack_frequency":
+      return FrameType.ACK_FREQUENCY;
     default:
       throw new QuicUsageError(`unknown frame kind ${(f as { kind: unknown }).kind}`);
   }
@@ -912,7 +1021,7 @@ const __01 = PKT_0RTT | PKT_1RTT;
 const ___1 = PKT_1RTT;
 
 /**
- * §12.4 "Pkts" column, indexed by type code 0x00..0x1e. RETIRE_CONNECTION_ID is `___1`, not the
+ * §12.4 "Pkts" column, indexed by type code 0x00..0x1f (0x1f: IMMEDIATE_ACK). RETIRE_CONNECTION_ID is `___1`, not the
  * table's `__01`: §12.5 lists it among the frames that cannot be sent in 0-RTT.
  */
 const ALLOWED: readonly number[] = [
@@ -947,6 +1056,9 @@ const ALLOWED: readonly number[] = [
   IH01, // 0x1c CONNECTION_CLOSE (transport): "ih01"
   __01, // 0x1d CONNECTION_CLOSE (application): only 0-RTT / 1-RTT (§12.5, §19.19)
   ___1, // 0x1e HANDSHAKE_DONE
+  // ack-frequency §3: IMMEDIATE_ACK and ACK_FREQUENCY cannot be sent in 0-RTT (min_ack_delay is
+  // not remembered).
+  ___1, // 0x1f IMMEDIATE_ACK
 ];
 
 function packetBit(packetType: FramePacketType): number {
@@ -975,5 +1087,8 @@ export function isFrameAllowed(frame: number | Frame, packetType: FramePacketTyp
   const bit = packetBit(packetType);
   if (type >= 0 && type < ALLOWED.length) return (ALLOWED[type] & bit) !== 0;
   if (type === FrameType.DATAGRAM || type === FrameType.DATAGRAM_LEN) return (__01 & bit) !== 0;
+  // reliable-stream-reset §4: application data packet number space only (0-RTT when remembered).
+  if (type === FrameType.RESET_STREAM_AT) return (__01 & bit) !== 0;
+  if (type === FrameType.ACK_FREQUENCY) return (___1 & bit) !== 0;
   return false;
 }

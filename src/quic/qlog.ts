@@ -87,6 +87,10 @@ export interface QlogPacketInfo {
   dcid?: Uint8Array | undefined;
   /** Versions listed by a Version Negotiation packet. */
   supportedVersions?: readonly number[] | undefined;
+  /** Long headers: the Version field (header.version). */
+  version?: number | undefined;
+  /** 1-RTT packets: the Key Phase bit (header.key_phase_bit, RFC 9001 §6). */
+  keyPhase?: 0 | 1 | undefined;
 }
 
 /** quic-events §5.7 packet_dropped triggers. */
@@ -197,6 +201,14 @@ export interface QlogSink {
   metricsUpdated(m: QlogMetrics, now: number): void;
   keyUpdated(info: QlogKeyInfo, now: number): void;
   keyDiscarded(info: QlogKeyDiscardedInfo, now: number): void;
+  /**
+   * The version in use changed after connection_started: compatible version negotiation
+   * (RFC 9368 §2.3) or a new attempt after Version Negotiation; logged as version_information.
+   */
+  versionChosen?(
+    info: { version: number; side: QlogVantage; versions?: readonly number[] },
+    now: number,
+  ): void;
   /** Logs `{old, new}`; a repeat of the current state is not logged. */
   connectionStateUpdated(newState: string, now: number): void;
   connectionClosed(info: QlogConnectionClosedInfo, now: number): void;
@@ -450,6 +462,26 @@ export function qlogFrame(f: Frame, ackDelayExponent = 3): QlogObject {
       return { frame_type: "handshake_done" };
     case "datagram":
       return { frame_type: "datagram", raw: { length: f.data.length } };
+    // Extension frames (quic-events draft names: reset_stream_at, ack_frequency, immediate_ack).
+    case "reset_stream_at":
+      return {
+        frame_type: "reset_stream_at",
+        stream_id: f.streamId,
+        error: "unknown",
+        error_code: qlogUint64(f.errorCode),
+        final_size: f.finalSize,
+        reliable_size: f.reliableSize,
+      };
+    case "ack_frequency":
+      return {
+        frame_type: "ack_frequency",
+        sequence_number: f.sequence,
+        ack_eliciting_threshold: f.ackElicitingThreshold,
+        request_max_ack_delay: f.requestedMaxAckDelay / 1000,
+        reordering_threshold: f.reorderingThreshold,
+      };
+    case "immediate_ack":
+      return { frame_type: "immediate_ack" };
     default: {
       const unreachable: never = f;
       return unreachable;
@@ -721,6 +753,15 @@ export class QlogWriter implements QlogSink {
     );
   }
 
+  versionChosen(
+    info: { version: number; side: QlogVantage; versions?: readonly number[] },
+    now: number,
+  ): void {
+    const v: QlogObject = { chosen_version: versionHex(info.version) };
+    if (info.versions) v[`${info.side}_versions`] = info.versions.map(versionHex);
+    this.emit("version_information", v, now);
+  }
+
   keyDiscarded(info: QlogKeyDiscardedInfo, now: number): void {
     this.emit(
       "key_discarded",
@@ -767,6 +808,8 @@ export class QlogWriter implements QlogSink {
     const header = this.header(info.type, info.pn);
     if (info.scid) header.scid = hex(info.scid);
     if (info.dcid) header.dcid = hex(info.dcid);
+    if (info.version !== undefined) header.version = versionHex(info.version);
+    if (info.keyPhase !== undefined) header.key_phase_bit = info.keyPhase;
     const o: QlogObject = { header };
     if (info.frames) o.frames = info.frames.map((f) => qlogFrame(f, ackDelayExponent));
     if (info.supportedVersions) o.supported_versions = info.supportedVersions.map(versionHex);

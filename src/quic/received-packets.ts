@@ -19,9 +19,10 @@
  * ranges be discarded (§13.2.3: "Maintaining a minimum packet number that increases as ranges are
  * discarded"); such a packet is more than a round trip late and the peer has declared it lost.
  *
- * Ack frequency: the ack-eliciting threshold and max_ack_delay are settable
- * ({@link ReceivedPackets.setAckFrequency}) for the ACK_FREQUENCY extension; its Reordering
- * Threshold is not implemented: any reordering or gap triggers an immediate ACK (RFC 9000 §13.2.1).
+ * Ack frequency: the ack-eliciting threshold, max_ack_delay and reordering threshold are settable
+ * ({@link ReceivedPackets.setAckFrequency}) for the ACK_FREQUENCY extension. Reordering Threshold 0
+ * turns off immediate ACKs on reordering and gaps (ack-frequency §6.2); 1 is RFC 9000 §13.2.1;
+ * larger values are treated as 1 (more ACKs than asked for, never fewer).
  */
 import { AckRanges, DEFAULT_MAX_TRACKED_RANGES } from "./ack-ranges.ts";
 import { QuicUsageError } from "./errors.ts";
@@ -87,6 +88,8 @@ export class ReceivedPackets {
   /** Receive time of the first of those. */
   private firstUnackedTime = 0;
   private immediate = false;
+  /** ACK_FREQUENCY Reordering Threshold: 0 = reordering and gaps do not make an ACK immediate. */
+  private reorderingThreshold = 1;
   /** Any packet (ack-eliciting or not) received since the last ACK was sent. */
   private unackedAny = false;
 
@@ -170,10 +173,10 @@ export class ReceivedPackets {
         // §13.2.2: after (by default) two ack-eliciting packets.
         this.unackedEliciting >= this.ackElicitingThreshold ||
         // §13.2.1: a packet number below another ack-eliciting packet received (reordering) …
-        pn < largestAE ||
+        (this.reorderingThreshold > 0 && pn < largestAE) ||
         // … or above it with missing packets in between (a gap). Numbers below the floor are
         // settled (acknowledged and the ACK acknowledged, or forgotten): no gap reported there.
-        this.hasGapBelow(pn, largestAE) ||
+        (this.reorderingThreshold > 0 && this.hasGapBelow(pn, largestAE)) ||
         // §13.2.1: ECN-CE SHOULD be acknowledged immediately.
         ecn === Ecn.CE
       ) {
@@ -262,14 +265,20 @@ export class ReceivedPackets {
     this.ranges.removeBelow(bound);
   }
 
+  /** IMMEDIATE_ACK (ack-frequency §5): a pending acknowledgment becomes due now. */
+  requestImmediateAck(): void {
+    if (this.unackedEliciting > 0) this.immediate = true;
+  }
+
   /**
    * Changes the ack-eliciting threshold and max_ack_delay (ACK_FREQUENCY). A pending deadline
    * follows the new max_ack_delay; reaching the new threshold makes the ACK immediate.
    */
-  setAckFrequency(ackElicitingThreshold: number, maxAckDelay: number): void {
+  setAckFrequency(ackElicitingThreshold: number, maxAckDelay: number, reorderingThreshold = 1): void {
     if (!(ackElicitingThreshold >= 1)) throw new QuicUsageError("ackElicitingThreshold must be ≥ 1");
     this.ackElicitingThreshold = ackElicitingThreshold;
     this.maxAckDelay = maxAckDelay;
+    this.reorderingThreshold = reorderingThreshold;
     if (this.unackedEliciting >= ackElicitingThreshold) this.immediate = true;
   }
 }

@@ -241,6 +241,7 @@ const paramsArb = (sender: TransportParameterSender): fc.Arbitrary<TransportPara
       ),
       maxDatagramFrameSize: opt(uint),
       greaseQuicBit: opt(fc.constant(true)),
+      resetStreamAt: opt(fc.constant(true)),
       minAckDelay: opt(fc.integer({ min: 0, max: 16383 * 1000 })),
       unknown: opt(
         fc.uniqueArray(fc.record({ id: unknownId, value: fc.uint8Array({ maxLength: 24, size: "max" }) }), {
@@ -513,6 +514,12 @@ describe("decode rejects with TRANSPORT_PARAMETER_ERROR", () => {
         /zero-length connection ID/,
       );
     });
+  });
+
+  it("reset_stream_at with a non-empty value (reliable-stream-reset §3)", () => {
+    expectTpe(param(Id.RESET_STREAM_AT, [0]), "server", /reset_stream_at/);
+    expect(decodeTransportParameters(param(Id.RESET_STREAM_AT, []), "client").resetStreamAt).toBe(true);
+    expect(toHex(encode({ resetStreamAt: true }))).toBe("1d00");
   });
 
   it("grease_quic_bit with a non-empty value (RFC 9287 §3)", () => {
@@ -924,6 +931,20 @@ describe("checkVersionInformation (RFC 9368 §4, §8)", () => {
     // The client reacted to VN and chose V1, but the server fully supports V2, which it prefers.
     const v1ctx = { ...ctx, version: V1 };
     expect(quicErrorOf(() => checkVersionInformation(vi(V1, V1, V2), v1ctx, "server")).code).toBe(VNE);
+  });
+
+  it("client side: the server's chosen version must equal the negotiated version (§4)", () => {
+    const ctx = { version: V1, clientAvailableVersions: [V1, V2] };
+    // A forged long header made us use V1, but the server chose V2 (authenticated): abort.
+    expect(quicErrorOf(() => checkVersionInformation(vi(V2, V1, V2), ctx, "server")).code).toBe(VNE);
+  });
+
+  it("client side after a compatible switch: version_information is required", () => {
+    const ctx = { version: V2, originalVersion: V1, clientAvailableVersions: [V2, V1] };
+    expect(() => checkVersionInformation(vi(V2, V1, V2), ctx, "server")).not.toThrow();
+    expect(quicErrorOf(() => checkVersionInformation({}, ctx, "server")).code).toBe(VNE);
+    // Without a switch, a server without version_information is accepted (§4: MAY complete).
+    expect(() => checkVersionInformation({}, { ...ctx, version: V1 }, "server")).not.toThrow();
   });
 
   it("version 1 special case: missing version_information after VN counts as {1, [1]} (§8)", () => {

@@ -55,6 +55,8 @@ export const TransportParameterId = {
   RETRY_SOURCE_CONNECTION_ID: 0x10,
   /** RFC 9368 §3. */
   VERSION_INFORMATION: 0x11,
+  /** draft-ietf-quic-reliable-stream-reset §3. */
+  RESET_STREAM_AT: 0x1d,
   /** RFC 9221 §3. */
   MAX_DATAGRAM_FRAME_SIZE: 0x20,
   /** RFC 9287 §3. */
@@ -141,6 +143,11 @@ export interface TransportParameters {
   maxDatagramFrameSize?: number;
   /** 0x2ab2 (RFC 9287), zero-length; `true` when present. `false` is encoded as absence. */
   greaseQuicBit?: boolean;
+  /**
+   * 0x1d (draft-ietf-quic-reliable-stream-reset §3), zero-length: the sender accepts
+   * RESET_STREAM_AT frames. `false` is encoded as absence.
+   */
+  resetStreamAt?: boolean;
   /** 0xff04de1b (ack-frequency draft), microseconds; absent = extension not supported. */
   minAckDelay?: number;
   /**
@@ -500,6 +507,7 @@ function emit(p: TransportParameters, s: Sink): void {
     s.uint32(vi.chosenVersion);
     for (const v of vi.availableVersions) s.uint32(v);
   }
+  flag(Id.RESET_STREAM_AT, p.resetStreamAt);
   int(Id.MAX_DATAGRAM_FRAME_SIZE, p.maxDatagramFrameSize);
   flag(Id.GREASE_QUIC_BIT, p.greaseQuicBit);
   int(Id.MIN_ACK_DELAY, p.minAckDelay);
@@ -641,6 +649,11 @@ function decode(bytes: Uint8Array, sender: TransportParameterSender): TransportP
         // RFC 9287 §3: a non-empty value MUST be a TRANSPORT_PARAMETER_ERROR.
         if (value.length !== 0) throw transportParameterError("grease_quic_bit with a non-empty value");
         p.greaseQuicBit = true;
+        break;
+      case TransportParameterId.RESET_STREAM_AT:
+        // reliable-stream-reset §3: a non-empty value MUST be a TRANSPORT_PARAMETER_ERROR.
+        if (value.length !== 0) throw transportParameterError("reset_stream_at with a non-empty value");
+        p.resetStreamAt = true;
         break;
       case TransportParameterId.PREFERRED_ADDRESS:
         p.preferredAddress = decodePreferredAddress(value);
@@ -868,6 +881,11 @@ const QUIC_V1 = 0x0000_0001;
 export interface VersionNegotiationContext {
   /** The version in use for the connection (the Negotiated Version, from the long header). */
   version: number;
+  /**
+   * Client only: the version of its first Initial, when the server switched the connection from it
+   * by compatible negotiation (RFC 9368 §2.3): the server's version_information is then required.
+   */
+  originalVersion?: number;
   /** Client only: the Available Versions the client sent in its own version_information. */
   clientAvailableVersions?: readonly number[];
   /** Client only: this connection attempt was made in response to a Version Negotiation packet. */
@@ -908,7 +926,9 @@ export function checkVersionInformation(
     return;
   }
   const reacted = ctx.reactedToVersionNegotiation === true;
+  const switched = ctx.originalVersion !== undefined && ctx.originalVersion !== ctx.version;
   if (vi === undefined) {
+    if (switched) throw versionNegotiationError("version_information missing after a version switch");
     if (!reacted) return;
     if (ctx.version !== QUIC_V1)
       throw versionNegotiationError("version_information missing after Version Negotiation");
@@ -916,6 +936,11 @@ export function checkVersionInformation(
   }
   if (ctx.clientAvailableVersions !== undefined && !ctx.clientAvailableVersions.includes(vi.chosenVersion)) {
     throw versionNegotiationError("server's chosen version was not offered by the client");
+  }
+  // RFC 9368 §4: the server's Chosen Version MUST equal the Negotiated Version (the one in use,
+  // learned from the long header Version field).
+  if (vi.chosenVersion !== ctx.version) {
+    throw versionNegotiationError("server's chosen version differs from the negotiated version");
   }
   if (!reacted) return;
   if (vi.availableVersions.length === 0) {

@@ -2,8 +2,8 @@
 // server on quic-go 0.29's API, for purequic's interop suite. Same command line
 // as the quinn peer (interop/peers/quinn):
 //
-//	quicgo-peer server --listen ADDR:PORT --cert PEM --key PEM --root DIR [--retry] [--chacha20] [--max-streams N] [-v]
-//	quicgo-peer client (--insecure | --ca PEM) [--server-name NAME] [--output DIR] [--chacha20] [--timeout SECS] [-v] URL...
+//	quicgo-peer server --listen ADDR:PORT --cert PEM --key PEM --root DIR [--retry] [--chacha20] [--max-streams N] [--early-data] [-v]
+//	quicgo-peer client (--insecure | --ca PEM) [--server-name NAME] [--output DIR] [--chacha20] [--timeout SECS] [--resume | --zerortt] [-v] URL...
 //
 // Build (GOPATH mode, Debian's quic-go sources):
 //
@@ -43,16 +43,22 @@ const (
 
 const usage = `usage:
   quicgo-peer server --listen ADDR:PORT --cert PEM --key PEM --root DIR
-                     [--retry] [--chacha20] [--max-streams N] [-v]
+                     [--retry] [--chacha20] [--max-streams N] [--early-data] [-v]
   quicgo-peer client (--insecure | --ca PEM) [--server-name NAME] [--output DIR]
-                     [--chacha20] [--timeout SECS] [-v] https://HOST:PORT/path...
+                     [--chacha20] [--timeout SECS] [--resume | --zerortt] [-v]
+                     https://HOST:PORT/path...
 
   ALPN is hq-interop. SSLKEYLOGFILE=FILE writes TLS secrets (NSS key log format).
   server: --listen with port 0 picks a free port; the server prints
           'listening on ADDR:PORT' on stdout once it is ready.
   client: all URLs must name the same HOST:PORT; they are fetched concurrently
           on one connection. Without --output the bodies are counted and dropped.
-          Exit 0 only if all files arrived; prints one 'RESULT ...' line.`
+          Exit 0 only if all files arrived; prints one 'RESULT ...' line.
+  server: session tickets are always issued; --early-data accepts 0-RTT.
+  client: --resume fetches the first URL on a first connection, waits for its
+          session ticket, then the others on a second, resumed connection;
+          --zerortt does the same with the second connection's requests in
+          0-RTT. Prints 'RESUMPTION resumed=0|1 used_0rtt=0|1' for the second.`
 
 var verbose bool
 
@@ -95,6 +101,7 @@ func cipherSuites(chacha20 bool) []uint16 {
 type serverArgs struct {
 	listen, cert, key, root string
 	retry, chacha20         bool
+	earlyData               bool
 	maxStreams              int64
 }
 
@@ -122,6 +129,8 @@ func parseServer(argv []string) serverArgs {
 			a.retry = true
 		case "--chacha20":
 			a.chacha20 = true
+		case "--early-data":
+			a.earlyData = true
 		case "--max-streams":
 			v := val()
 			n, err := strconv.ParseInt(v, 10, 64)
@@ -170,6 +179,22 @@ func runServer(a serverArgs) error {
 		MaxIncomingUniStreams:    -1, // none
 		MaxIdleTimeout:           30 * time.Second,
 		RequireAddressValidation: func(net.Addr) bool { return retry },
+	}
+	if a.earlyData {
+		// quic-go 0.29 accepts 0-RTT on an "early" listener.
+		ln, err := quic.ListenAddrEarly(a.listen, tlsConf, quicConf)
+		if err != nil {
+			return fmt.Errorf("cannot listen on %s: %w", a.listen, err)
+		}
+		fmt.Printf("listening on %s\n", ln.Addr())
+		os.Stdout.Sync()
+		for {
+			conn, err := ln.Accept(context.Background())
+			if err != nil {
+				return err
+			}
+			go serveConn(conn, root)
+		}
 	}
 	ln, err := quic.ListenAddr(a.listen, tlsConf, quicConf)
 	if err != nil {
@@ -270,6 +295,7 @@ func safeJoin(root, path string) (string, bool) {
 
 type clientArgs struct {
 	insecure, chacha20     bool
+	resume, zerortt        bool
 	ca, serverName, output string
 	timeout                time.Duration
 	urls                   []string
@@ -297,6 +323,10 @@ func parseClient(argv []string) clientArgs {
 			a.output = val()
 		case arg == "--chacha20":
 			a.chacha20 = true
+		case arg == "--resume":
+			a.resume = true
+		case arg == "--zerortt":
+			a.zerortt = true
 		case arg == "--timeout":
 			v := val()
 			secs, err := strconv.ParseFloat(v, 64)
@@ -321,7 +351,24 @@ func parseClient(argv []string) clientArgs {
 	if a.insecure == (a.ca != "") {
 		usageExit("client needs exactly one of --insecure and --ca PEM")
 	}
+	if (a.resume || a.zerortt) && len(a.urls) < 2 {
+		usageExit("--resume and --zerortt need at least 2 URLs")
+	}
 	return a
+}
+
+// ticketSignal wraps a session cache and signals each ticket stored.
+type ticketSignal struct {
+	tls.ClientSessionCache
+	put chan struct{}
+}
+
+func (c *ticketSignal) Put(key string, cs *tls.ClientSessionState) {
+	c.ClientSessionCache.Put(key, cs)
+	select {
+	case c.put <- struct{}{}:
+	default:
+	}
 }
 
 // parseURL splits https://HOST[:PORT]/path into (host, port, "/path").
@@ -401,6 +448,11 @@ func runClient(a clientArgs) (bool, error) {
 	if host == "localhost" {
 		addr = net.JoinHostPort("127.0.0.1", port) // avoid ::1-first resolution
 	}
+	var tickets *ticketSignal
+	if a.resume || a.zerortt {
+		tickets = &ticketSignal{ClientSessionCache: tls.NewLRUClientSessionCache(4), put: make(chan struct{}, 1)}
+		tlsConf.ClientSessionCache = tickets
+	}
 	conn, err := quic.DialAddrContext(ctx, addr, tlsConf, quicConf)
 	if err != nil {
 		kind := "handshake"
@@ -415,16 +467,60 @@ func runClient(a clientArgs) (bool, error) {
 	vlog("connected to %s in %v", addr, handshake)
 
 	results := make([]outcome, len(paths))
-	var wg sync.WaitGroup
-	for i, p := range paths {
-		wg.Add(1)
-		go func(i int, p string) {
-			defer wg.Done()
-			n, err := fetch(ctx, conn, p, a.output)
-			results[i] = outcome{path: p, bytes: n, err: err}
-		}(i, p)
+	fetchAll := func(conn quic.Connection, from int) {
+		var wg sync.WaitGroup
+		for i := from; i < len(paths); i++ {
+			wg.Add(1)
+			go func(i int, p string) {
+				defer wg.Done()
+				n, err := fetch(ctx, conn, p, a.output)
+				results[i] = outcome{path: p, bytes: n, err: err}
+			}(i, paths[i])
+		}
+		wg.Wait()
 	}
-	wg.Wait()
+	if tickets != nil {
+		// First connection: the first file, then wait for the session ticket.
+		n, err := fetch(ctx, conn, paths[0], a.output)
+		results[0] = outcome{path: paths[0], bytes: n, err: err}
+		select {
+		case <-tickets.put:
+		case <-time.After(5 * time.Second):
+			fmt.Fprintln(os.Stderr, "quicgo-peer: no session ticket within 5 s")
+		}
+		conn.CloseWithError(0, "done")
+		// Second connection: resumed, with the requests in 0-RTT for --zerortt.
+		if a.zerortt {
+			early, err := quic.DialAddrEarlyContext(ctx, addr, tlsConf, quicConf)
+			if err != nil {
+				return false, fmt.Errorf("second handshake with %s: %w", addr, err)
+			}
+			conn = early
+			fetchAll(early, 1)
+			<-early.HandshakeComplete().Done()
+			// Requests that 0-RTT rejection cancelled go again on the 1-RTT connection.
+			if next := early.NextConnection(); next != nil {
+				for i := 1; i < len(paths); i++ {
+					if errors.Is(results[i].err, quic.Err0RTTRejected) {
+						n, err := fetch(ctx, next, paths[i], a.output)
+						results[i] = outcome{path: paths[i], bytes: n, err: err}
+					}
+				}
+				conn = next
+			}
+		} else {
+			conn, err = quic.DialAddrContext(ctx, addr, tlsConf, quicConf)
+			if err != nil {
+				return false, fmt.Errorf("second handshake with %s: %w", addr, err)
+			}
+			fetchAll(conn, 1)
+		}
+		st := conn.ConnectionState().TLS
+		b := map[bool]int{false: 0, true: 1}
+		fmt.Printf("RESUMPTION resumed=%d used_0rtt=%d\n", b[st.DidResume], b[st.Used0RTT])
+	} else {
+		fetchAll(conn, 0)
+	}
 	elapsed := time.Since(start)
 	conn.CloseWithError(0, "done")
 

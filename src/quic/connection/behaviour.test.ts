@@ -44,12 +44,15 @@ describe("version negotiation (RFC 9000 §6)", () => {
     const version = new ByteReader(retry, 1).readUint32();
     expect(version).toBe(QUIC_V2);
     expect(retry.length).toBeGreaterThanOrEqual(1200);
-    const server = acceptFirst(retry, serverConfig(), T0 + 10);
+    // A server that speaks only v2 (as its VN said): it keeps v2 (RFC 9368 §4: the client checks
+    // that the server's Available Versions would have led it to v2 too).
+    const sc = serverConfig({ versions: [QUIC_V2] });
+    const server = acceptFirst(retry, sc, T0 + 10);
     const ref = { server };
     server.receive(retry, T0 + 10);
     runPair(
       client,
-      serverConfig(),
+      sc,
       (s) => !!s?.isHandshakeConfirmed && client.isHandshakeConfirmed,
       {},
       T0 + 10,

@@ -36,9 +36,43 @@ export interface TransportConfig {
   keepAliveInterval: number;
   /** Initial RTT estimate (ms), RFC 9002 §6.2.2. */
   initialRtt: number;
-  /** UDP payload size we send. 1200 is always safe (RFC 9000 §14). */
+  /**
+   * UDP payload size we start with (the PMTU discovery base, RFC 8899 BASE_PLPMTU). 1200 is always
+   * safe (RFC 9000 §14).
+   */
   sendUdpPayloadSize: number;
   disableActiveMigration: boolean;
+  /**
+   * PMTU discovery (RFC 8899 DPLPMTUD, RFC 9000 §14.3): probe for larger packets once the
+   * handshake is confirmed. Default true.
+   */
+  pmtuDiscovery: boolean;
+  /**
+   * The largest UDP payload PMTU discovery probes for (also capped by the peer's
+   * max_udp_payload_size). Default 1452 (a 1500-byte Ethernet MTU minus IPv6 and UDP headers, as
+   * quinn's default): node:dgram cannot set the Don't Fragment bit, so a larger probe could pass
+   * fragmented on the local host; raise it for paths known to carry more (loopback: 65527).
+   */
+  pmtuUpperBound: number;
+  /** PMTU_RAISE_TIMER (RFC 8899 §5.1.1): ms between searches and after a black hole. Default 600 s. */
+  pmtuRaiseInterval: number;
+  /** Advertise grease_quic_bit and grease the fixed bit when the peer does (RFC 9287). Default true. */
+  greaseQuicBit: boolean;
+  /**
+   * min_ack_delay we advertise in microseconds (draft-ietf-quic-ack-frequency §3): we then honour
+   * ACK_FREQUENCY and IMMEDIATE_ACK frames. 0 = do not advertise. Default 1000 (timers are ms).
+   */
+  minAckDelay: number;
+  /**
+   * Advertise reset_stream_at (draft-ietf-quic-reliable-stream-reset §3): accept RESET_STREAM_AT
+   * frames. Default true.
+   */
+  resetStreamAt: boolean;
+  /**
+   * Start a 1-RTT key update (RFC 9001 §6) after this many packets sent in one key phase; 0 =
+   * only ahead of the AEAD confidentiality limit (RFC 9001 §6.6), which always applies.
+   */
+  keyUpdateInterval: number;
 }
 
 export const DEFAULT_TRANSPORT_CONFIG: Readonly<TransportConfig> = Object.freeze({
@@ -60,13 +94,27 @@ export const DEFAULT_TRANSPORT_CONFIG: Readonly<TransportConfig> = Object.freeze
   initialRtt: 333,
   sendUdpPayloadSize: 1200,
   disableActiveMigration: false,
+  pmtuDiscovery: true,
+  pmtuUpperBound: 1452,
+  pmtuRaiseInterval: 600_000,
+  greaseQuicBit: true,
+  minAckDelay: 1000,
+  resetStreamAt: true,
+  keyUpdateInterval: 0,
 });
 
 export interface ConnectionCommonConfig {
   transport?: Partial<TransportConfig>;
   provider?: CryptoProvider;
-  /** QUIC version to use (client) — v1 by default. */
+  /** QUIC version of the client's first Initial — v1 by default (v1 also when `versions` lists it). */
   version?: number;
+  /**
+   * Versions for version negotiation (RFC 9368), in preference order. Client: the Available
+   * Versions it offers (default: `version`, then the other supported one); a server may switch
+   * the connection to any of them (compatible negotiation, v1 ⇄ v2). Server: the versions it picks
+   * from, in its order of preference (default: v1 and v2, in the client's order of preference).
+   */
+  versions?: readonly number[];
   /** Length of the connection IDs we issue (the endpoint routes by them); default 8. */
   connectionIdLength?: number;
   /** Stateless reset token for one of our connection IDs (RFC 9000 §10.3.2); default random. */
@@ -75,6 +123,8 @@ export interface ConnectionCommonConfig {
   keyLog?: (line: string) => void;
   /** qlog events (default: a file in $QLOGDIR when that is set, else none). */
   qlog?: import("../qlog.ts").QlogSink;
+  /** Lower AEAD limits than RFC 9001 §6.6's (tests: reach them with few packets). */
+  aeadLimits?: Partial<import("./key-update.ts").AeadLimits>;
 }
 
 export const DEFAULT_VERSION = QUIC_V1;

@@ -13,7 +13,7 @@
  */
 import { ByteReader, ByteWriter } from "../bytes.ts";
 import { defaultCryptoProvider } from "../crypto/node-provider.ts";
-import type { CryptoProvider } from "../crypto/provider.ts";
+import type { AeadName, CryptoProvider, HashName } from "../crypto/provider.ts";
 import { QuicError, QuicUsageError, TransportErrorCode } from "../errors.ts";
 import {
   type AckFrame,
@@ -43,12 +43,10 @@ import {
   decryptPayload,
   deriveInitialKeys,
   derivePacketKeys,
-  nextTrafficSecret,
   type PacketKeys,
   protectPacket,
   removeHeaderProtection,
   unprotectPacket,
-  updatePacketKeys,
 } from "../packet-protection.ts";
 import { type QlogSink, qlogFromEnv } from "../qlog.ts";
 import { ReceivedPackets } from "../received-packets.ts";
@@ -78,6 +76,7 @@ import type { SessionTicketEntry } from "../tls/session-cache.ts";
 import { rememberedTransportParameters, type TicketState } from "../tls/session-ticket.ts";
 import {
   checkConnectionIdParameters,
+  checkVersionInformation,
   checkZeroRttParameters,
   decodeTransportParameters,
   encodeTransportParameters,
@@ -85,7 +84,7 @@ import {
   type TransportParameters,
   transportParametersSize,
 } from "../transport-parameters.ts";
-import { isSupportedVersion, SUPPORTED_VERSIONS } from "../version.ts";
+import { isSupportedVersion, QUIC_V1, SUPPORTED_VERSIONS } from "../version.ts";
 import {
   type ConnectionCloseReason,
   type ConnectionCommonConfig,
@@ -93,7 +92,17 @@ import {
   DEFAULT_VERSION,
   type TransportConfig,
 } from "./config.ts";
+import { AEAD_LIMITS, type AeadLimits, automaticUpdateThreshold, OneRttKeys } from "./key-update.ts";
+import { NetworkPath, onlyPortChanged, PATH_DATA_LENGTH, type PathAddress, samePathAddress } from "./path.ts";
+import { PmtuDiscovery } from "./pmtud.ts";
+import {
+  encodePreferredAddress,
+  type PreferredAddressConfig,
+  preferredPathAddress,
+} from "./preferred-address.ts";
 import { Stream } from "./stream.ts";
+
+export type { PathAddress } from "./path.ts";
 
 export type Side = "client" | "server";
 
@@ -120,6 +129,11 @@ export interface ClientConnectionConfig extends ConnectionCommonConfig {
    * attacker (RFC 9001 §9.2): only send what is safe to process twice.
    */
   readonly earlyData?: boolean;
+  /**
+   * Migrate to the server's preferred_address once the handshake is confirmed, after validating
+   * it (RFC 9000 §9.6); default true. Needs the driver to pass addresses to receive().
+   */
+  readonly migrateToPreferredAddress?: boolean;
 }
 
 /** Session tickets of a server connection; the connection adds its QUIC version and parameters. */
@@ -140,6 +154,11 @@ export interface ServerConnectionConfig extends ConnectionCommonConfig {
    * client's address.
    */
   readonly newToken?: (now: number) => Uint8Array | undefined;
+  /**
+   * A preferred address to advertise (RFC 9000 §9.6, §18.2); the connection adds a connection ID
+   * (sequence number 1) and its stateless reset token. The endpoint must receive on it.
+   */
+  readonly preferredAddress?: PreferredAddressConfig;
 }
 
 /** What the client's first Initial told the server (the endpoint parses it). */
@@ -189,6 +208,20 @@ export type ConnectionEvent =
   | { readonly type: "peer-reset-token"; readonly token: Uint8Array; readonly retired: boolean }
   /** A connection ID of ours the endpoint must route (or stop routing) to this connection. */
   | { readonly type: "connection-id"; readonly cid: Uint8Array; readonly retired: boolean }
+  /** A PATH_RESPONSE proved that the peer receives on this path (RFC 9000 §8.2.3). */
+  | { readonly type: "path-validated"; readonly remote: PathAddress | undefined }
+  /** Path validation was abandoned (RFC 9000 §8.2.4): the path is not usable. */
+  | { readonly type: "path-validation-failed"; readonly remote: PathAddress | undefined }
+  /**
+   * Non-probing packets now go to `remote` (RFC 9000 §9): the peer migrated ("peer"), we did
+   * ("local"), we moved to the server's preferred address ("preferred-address"), or a failed
+   * validation sent us back to the last validated path ("revert", §9.3.2).
+   */
+  | {
+      readonly type: "path-migrated";
+      readonly remote: PathAddress | undefined;
+      readonly reason: "peer" | "local" | "preferred-address" | "revert";
+    }
   | { readonly type: "closed"; readonly reason: ConnectionCloseReason };
 
 type State = "handshake" | "established" | "closing" | "draining" | "closed";
@@ -208,7 +241,11 @@ type Sent =
   | { k: "retire_cid"; seq: number }
   | { k: "ack"; largest: number }
   | { k: "ping" }
-  | { k: "data_blocked"; limit: number };
+  | { k: "data_blocked"; limit: number }
+  /** A PMTU probe of `size` bytes (RFC 9000 §14.3.1): its fate goes to PmtuDiscovery, not to CC. */
+  | { k: "pmtu_probe"; size: number }
+  | { k: "ack_frequency"; seq: number }
+  | { k: "reset_at"; id: number };
 
 const SPACE_LEVEL = ["initial", "handshake", "application"] as const;
 type SpaceId = 0 | 1 | 2;
@@ -246,6 +283,8 @@ interface PacketInProgress {
   long: boolean;
   /** A 0-RTT packet (application space, 0-RTT keys). */
   zeroRtt: boolean;
+  /** A path probe (RFC 9000 §9.1): not counted in flight, its loss is no congestion signal (§9.4). */
+  probe?: boolean;
 }
 
 class PacketSpace {
@@ -286,6 +325,10 @@ interface LocalCid {
 }
 
 const MIN_INITIAL_DATAGRAM = 1200;
+/** Below this anti-amplification budget (bytes) no datagram is built. */
+const MIN_AMPLIFICATION_ROOM = 60;
+/** Paths probed besides the active and the previous one (new peer addresses, preferred address). */
+const MAX_PROBE_PATHS = 4;
 const TAG = 16;
 const MAX_BUFFERED_UNDECRYPTABLE = 16;
 const EMPTY = new Uint8Array(0);
@@ -305,7 +348,8 @@ export class Connection {
   private readonly provider: CryptoProvider;
   private readonly config: TransportConfig;
   private readonly common: ConnectionCommonConfig;
-  private readonly tls: TlsEndpoint;
+  /** Replaced only by a client's new attempt after Version Negotiation. */
+  private tls: TlsEndpoint;
   private state: State = "handshake";
   private closeReason: ConnectionCloseReason | undefined;
   private readonly events: ConnectionEvent[] = [];
@@ -315,11 +359,31 @@ export class Connection {
 
   private readonly spaces: [PacketSpace, PacketSpace, PacketSpace];
   private readonly loss: LossDetection<Sent[]>;
-  private readonly cc: CongestionController;
+  /** Replaced when a migration resets congestion state (RFC 9000 §9.4). */
+  private cc: CongestionController;
   /** RFC 9002 §7.7 pacing of ack-eliciting packets; ACK-only packets are not paced. */
   private readonly pacer: Pacer;
   private pacingDeadline = Number.POSITIVE_INFINITY;
-  private readonly maxDatagram: number;
+  /** The UDP payload size we send (the PLPMTU; grows with PMTU discovery). */
+  private maxDatagram: number;
+  /** PMTU discovery (RFC 8899), started once the handshake is confirmed. */
+  private pmtud: PmtuDiscovery | undefined;
+  /** RFC 9287: the peer sent grease_quic_bit, so our short headers carry a random fixed bit. */
+  private greaseFixedBit = false;
+  /** xorshift32 state for the greased bit (seeded from the crypto provider). */
+  private greaseState = 1;
+  // ACK frequency (draft-ietf-quic-ack-frequency).
+  /** Largest ACK_FREQUENCY sequence number processed (§4: older ones are ignored). */
+  private ackFrequencySeq = -1;
+  /** An ACK_FREQUENCY frame of ours to send (sendAckFrequency), until acknowledged. */
+  private ackFrequencyToSend: Frame | undefined;
+  private ackFrequencyPending = false;
+  private nextAckFrequencySeq = 0;
+  private immediateAckPending = false;
+  /** When we last sent a (non-probe) datagram larger than the base size (black-hole detection). */
+  private lastLargeSent = Number.NEGATIVE_INFINITY;
+  /** The packet being processed carried IMMEDIATE_ACK. */
+  private immediateAckReceived = false;
 
   // Connection IDs (RFC 9000 §5.1).
   private readonly cidLength: number;
@@ -370,9 +434,31 @@ export class Connection {
   /** (Client) Tokens from NEW_TOKEN frames already reported (§19.7: discard duplicates). */
   private readonly receivedTokens: Uint8Array[] = [];
   private pingPending = false;
-  private pathResponses: Uint8Array[] = [];
   private closeFramePending = false;
   private closeFrame: Frame | undefined;
+
+  // Paths and migration (RFC 9000 §8.2, §9).
+  /** Where non-probing packets go. */
+  private activePath: NetworkPath = new NetworkPath(undefined, true);
+  /** The last validated path before a migration, to return to if the new one fails (§9.3.2). */
+  private previousPath: NetworkPath | undefined;
+  /** Other paths being probed: new peer addresses, the server's preferred address (§9.6). */
+  private readonly probePaths: NetworkPath[] = [];
+  /** The path of the datagram pollTransmit() returned last. */
+  private transmitPath: NetworkPath = this.activePath;
+  /** Set while buildPacket() builds a probing packet for this path. */
+  private probingPath: NetworkPath | undefined;
+  /** Sequence numbers of peer connection IDs we have sent with (§9.5: never reuse one on a new path). */
+  private readonly usedRemoteCids = new Set<number>([0]);
+  /** The DCID the peer put on its latest 1-RTT packet (a change hints at an active migration). */
+  private lastPeerDcid: Uint8Array | undefined;
+  /** What the datagram being processed carried (path decisions happen once it is all read). */
+  private rxDecrypted = false;
+  private rxNonProbingLargest = false;
+  private rxPeerDcidChanged = false;
+  private readonly rxChallenges: Uint8Array[] = [];
+  private readonly rxResponses: Uint8Array[] = [];
+  private readonly pathCounters = { migrations: 0, validations: 0, failures: 0, congestionResets: 0 };
 
   // Address validation (RFC 9000 §8.1).
   private addressValidated: boolean;
@@ -381,23 +467,44 @@ export class Connection {
 
   // Timers.
   private idleDeadline = Number.POSITIVE_INFINITY;
+  /** RFC 9000 §10.1: whether an ack-eliciting packet went out since the last packet processed. */
+  private ackElicitingSentSinceReceipt = false;
   private closeDeadline = Number.POSITIVE_INFINITY;
   private lastActivity = 0;
   private handshakeConfirmed = false;
   private receivedFromPeer = false;
 
-  // 1-RTT key update (RFC 9001 §6).
-  private keyPhase = 0;
-  private appSuite:
-    | { aead: import("../crypto/provider.ts").AeadName; hash: import("../crypto/provider.ts").HashName }
-    | undefined;
+  // 1-RTT keys and key updates (RFC 9001 §6): set up once both 1-RTT secrets are known.
+  private appKeys: OneRttKeys | undefined;
+  private appSuite: { aead: AeadName; hash: HashName } | undefined;
   private appReadSecret: Uint8Array | undefined;
   private appWriteSecret: Uint8Array | undefined;
-  private nextReadKeys: PacketKeys | undefined;
-  private prevReadKeys: PacketKeys | undefined;
-  private prevReadDiscardAt = Number.POSITIVE_INFINITY;
-  private keyUpdatePending = false;
-  private firstPnInPhase = 0;
+  /** forceKeyUpdate() was called: update as soon as §6.5 allows. */
+  private keyUpdateRequested = false;
+  /** Packets that failed authentication, all keys (RFC 9001 §6.6 integrity limit). */
+  private authenticationFailures = 0;
+
+  // Version negotiation (RFC 9368; RFC 9369 §4 between v1 and v2).
+  /** The version of the client's first Initial (the "original version"). */
+  private originalVersion: number;
+  /**
+   * version_information's Available Versions: the client's offer in preference order; the
+   * server's supported versions.
+   */
+  private readonly availableVersions: readonly number[];
+  /** (Server) Pick by our order of `availableVersions` (configured) rather than the client's. */
+  private readonly serverVersionOrder: boolean;
+  /** (Client) The negotiated version is known (RFC 9369 §4): a switch, or server CRYPTO data. */
+  private versionKnown = false;
+  /** (Client) This attempt follows a Version Negotiation packet (RFC 9368 §4 downgrade checks). */
+  private reactedToVersionNegotiation = false;
+  /**
+   * (Server, after switching) Initial read keys of the original version: the client may use it
+   * until it learns the negotiated one (RFC 9369 §4: kept until a Handshake packet in it).
+   */
+  private originalInitialReadKeys: PacketKeys | undefined;
+  /** The connection ID the Initial keys derive from (RFC 9001 §5.2). */
+  private initialKeyCid: Uint8Array = EMPTY;
 
   private readonly undecryptable: { data: Uint8Array; level: SpaceId | typeof ZERO_RTT_LEVEL }[] = [];
 
@@ -447,13 +554,35 @@ export class Connection {
     this.now = now;
     this.provider = common.provider ?? defaultCryptoProvider;
     this.config = { ...DEFAULT_TRANSPORT_CONFIG, ...common.transport };
-    this.version = info?.version ?? common.version ?? DEFAULT_VERSION;
+    for (const v of common.versions ?? [])
+      if (!isSupportedVersion(v)) throw new QuicUsageError(`unsupported QUIC version 0x${v.toString(16)}`);
+    // RFC 9368 §2.4: a client starts with a version its preferred ones are compatible with (v1).
+    const offered = common.versions;
+    this.version =
+      info?.version ??
+      common.version ??
+      (offered && offered.length > 0 && !offered.includes(QUIC_V1) ? offered[0] : DEFAULT_VERSION);
     if (!isSupportedVersion(this.version))
       throw new QuicUsageError(`unsupported QUIC version 0x${this.version.toString(16)}`);
+    this.originalVersion = this.version;
+    this.serverVersionOrder = info !== undefined && offered !== undefined && offered.length > 0;
+    if (info) this.availableVersions = offered && offered.length > 0 ? [...offered] : [...SUPPORTED_VERSIONS];
+    else {
+      // RFC 9368 §3: the client's Available Versions include its Chosen Version.
+      const list = offered
+        ? [...offered]
+        : [this.version, ...SUPPORTED_VERSIONS.filter((v) => v !== this.version)];
+      if (!list.includes(this.version)) list.push(this.version);
+      this.availableVersions = list;
+    }
     this.cidLength = common.connectionIdLength ?? 8;
     if (this.cidLength < 0 || this.cidLength > 20)
       throw new QuicUsageError("connection ID length must be 0..20");
     this.maxDatagram = this.config.sendUdpPayloadSize;
+    if (this.config.greaseQuicBit) {
+      const r = this.provider.randomBytes(4);
+      this.greaseState = ((r[0] << 24) | (r[1] << 16) | (r[2] << 8) | r[3] | 1) >>> 0;
+    }
     this.spaces = [
       new PacketSpace("initial", this.config),
       new PacketSpace("handshake", this.config),
@@ -521,10 +650,15 @@ export class Connection {
     if (this.isServer) {
       const cfg = (common as ServerConnectionConfig).tls;
       const t = cfg.tickets;
+      const negotiated = () => this.version;
       const tickets: TlsServerTicketConfig | undefined = t
         ? {
             ...t,
-            quicVersion: this.version,
+            // RFC 9369 §5: after compatible negotiation, tickets map to the negotiated version
+            // (and 0-RTT from a ticket of another version is refused).
+            get quicVersion() {
+              return negotiated();
+            },
             transportParameters: this.localParams,
             acceptEarlyData: (ticket) => this.acceptEarlyData(ticket, t.acceptEarlyData),
           }
@@ -533,6 +667,7 @@ export class Connection {
         ...cfg,
         tickets,
         transportParameters: tpBytes,
+        transportParametersFor: (client) => this.chooseVersion(client),
         provider: this.provider,
         keyLog: common.keyLog,
       });
@@ -555,7 +690,13 @@ export class Connection {
     this.qlog = common.qlog ?? qlogFromEnv(side, this.originalDcid);
     if (this.qlog) {
       this.qlog.connectionStarted(
-        { side, version: this.version, srcCid: this.initialScid, dstCid: this.dcid },
+        {
+          side,
+          version: this.version,
+          srcCid: this.initialScid,
+          dstCid: this.dcid,
+          supportedVersions: this.availableVersions,
+        },
         now,
       );
       this.qlog.parametersSet("local", this.localParams, now);
@@ -663,9 +804,17 @@ export class Connection {
     /** 0-RTT packets sent (client) / accepted and decrypted (server). */
     zeroRttPacketsSent: number;
     zeroRttPacketsReceived: number;
+    /** 1-RTT key updates we started / the peer started (RFC 9001 §6). */
+    keyUpdatesLocal: number;
+    keyUpdatesRemote: number;
+    /** The current 1-RTT key phase (number of key updates so far). */
+    keyPhase: number;
   } {
     return {
       ...this.counters,
+      keyUpdatesLocal: this.appKeys?.localUpdates ?? 0,
+      keyUpdatesRemote: this.appKeys?.remoteUpdates ?? 0,
+      keyPhase: this.appKeys?.generation ?? 0,
       congestionWindow: this.cc.window,
       bytesInFlight: this.cc.bytesInFlight,
       smoothedRtt: this.loss.rtt.smoothedRtt,
@@ -707,16 +856,36 @@ export class Connection {
       disableActiveMigration: c.disableActiveMigration,
     };
     if (c.maxDatagramFrameSize > 0) p.maxDatagramFrameSize = c.maxDatagramFrameSize;
+    // RFC 9287 §3: we accept packets with the fixed bit cleared.
+    if (c.greaseQuicBit) p.greaseQuicBit = true;
+    // ack-frequency §3: min_ack_delay (µs) ≤ max_ack_delay (ms); it announces ACK_FREQUENCY support.
+    const minAckDelay = Math.min(c.minAckDelay, c.maxAckDelay * 1000);
+    if (minAckDelay > 0) p.minAckDelay = minAckDelay;
+    if (c.resetStreamAt) p.resetStreamAt = true;
+    // RFC 9369 §4: an endpoint supporting v2 MUST send version_information (RFC 9368 §3).
+    p.versionInformation = { chosenVersion: this.version, availableVersions: [...this.availableVersions] };
     if (this.isServer) {
       // RFC 9000 §7.3: the server authenticates the client's original DCID (and the Retry).
       p.originalDestinationConnectionId = this.originalDcid;
       if (this.retrySourceCid) p.retrySourceConnectionId = this.retrySourceCid;
       p.statelessResetToken = this.localCids[0].resetToken;
+      // RFC 9000 §9.6, §18.2: a preferred address comes with connection ID sequence number 1 (never
+      // zero-length: a server using zero-length connection IDs MUST NOT offer one).
+      const preferred = (this.common as ServerConnectionConfig).preferredAddress;
+      if (preferred && this.cidLength > 0) {
+        const c = this.issueLocalCid(false);
+        p.preferredAddress = {
+          ...encodePreferredAddress(preferred),
+          connectionId: c.cid,
+          statelessResetToken: c.resetToken,
+        };
+      }
     }
     return p;
   }
 
   private installInitialKeys(dcid: Uint8Array): void {
+    this.initialKeyCid = dcid;
     const keys = deriveInitialKeys(this.provider, this.version, dcid);
     const space = this.spaces[INITIAL];
     space.writeKeys = this.isServer ? keys.server : keys.client;
@@ -972,10 +1141,22 @@ export class Connection {
     else space.writeKeys = keys;
     if (level === "application") {
       this.appSuite = { aead, hash };
-      if (direction === "read") {
-        this.appReadSecret = secret;
-        this.nextReadKeys = undefined;
-      } else this.appWriteSecret = secret;
+      if (direction === "read") this.appReadSecret = secret;
+      else this.appWriteSecret = secret;
+      if (this.appReadSecret && this.appWriteSecret && space.readKeys && space.writeKeys) {
+        this.appKeys = new OneRttKeys({
+          provider: this.provider,
+          hash,
+          version: this.version,
+          readSecret: this.appReadSecret,
+          read: space.readKeys,
+          writeSecret: this.appWriteSecret,
+          write: space.writeKeys,
+          firstSentPn: this.isServer ? 0 : this.spaces[APP].nextPn,
+        });
+        this.appReadSecret = undefined;
+        this.appWriteSecret = undefined;
+      }
     }
     if (level === "handshake") this.loss.setHandshakeKeysAvailable(this.now);
     // RFC 9001 §5.6: once a client has installed 1-RTT keys, it MUST NOT send 0-RTT packets (and
@@ -1015,9 +1196,25 @@ export class Connection {
           },
       this.isServer ? "client" : "server",
     );
+    if (!this.isServer) {
+      // RFC 9368 §4 downgrade prevention (the server checked ours in chooseVersion).
+      checkVersionInformation(
+        p,
+        {
+          version: this.version,
+          originalVersion: this.originalVersion,
+          clientAvailableVersions: this.availableVersions,
+          reactedToVersionNegotiation: this.reactedToVersionNegotiation,
+          selectVersion: (offered) => this.selectVersion(offered),
+        },
+        "server",
+      );
+    }
     this.peerParams = p;
     this.qlog?.parametersSet("remote", p, this.now);
     this.peerAckDelayExponent = p.ackDelayExponent ?? 3;
+    // RFC 9287 §3: the peer accepts a cleared fixed bit; we then set it unpredictably.
+    this.greaseFixedBit = this.config.greaseQuicBit && p.greaseQuicBit === true;
     this.loss.setMaxAckDelay(p.maxAckDelay ?? 25, this.now);
     this.peerMaxDatagramFrameSize = p.maxDatagramFrameSize ?? 0;
     // Limits only grow here: one below what 0-RTT used is either a PROTOCOL_VIOLATION (0-RTT
@@ -1039,6 +1236,17 @@ export class Connection {
     if (!this.isServer && p.statelessResetToken) {
       this.remoteCids[0].resetToken = p.statelessResetToken;
       this.events.push({ type: "peer-reset-token", token: p.statelessResetToken, retired: false });
+    }
+    // RFC 9000 §5.1.1: the preferred_address connection ID has sequence number 1; the client may
+    // use it on any path (§9.6.3).
+    const pa = p.preferredAddress;
+    if (!this.isServer && pa && !this.remoteCids.some((r) => r.seq === 1)) {
+      this.remoteCids.push({
+        seq: 1,
+        cid: pa.connectionId.slice(),
+        resetToken: pa.statelessResetToken.slice(),
+      });
+      this.events.push({ type: "peer-reset-token", token: pa.statelessResetToken.slice(), retired: false });
     }
   }
 
@@ -1066,6 +1274,8 @@ export class Connection {
     this.discardSpace(HANDSHAKE);
     this.events.push({ type: "handshake-confirmed" });
     this.qlog?.connectionStateUpdated("handshake_confirmed", this.now);
+    // RFC 9000 §14.3: PMTU probes go in 1-RTT packets, once the handshake is confirmed.
+    this.startPmtuDiscovery();
     if (this.isServer) {
       // RFC 9000 §8.1.3: a token for a future connection, in one NEW_TOKEN frame (1-RTT only).
       const token = (this.common as ServerConnectionConfig).newToken?.(this.now);
@@ -1077,6 +1287,7 @@ export class Connection {
     // Give the peer room to migrate or rotate: fill its active_connection_id_limit (§5.1.1).
     const limit = Math.min(this.peerParams?.activeConnectionIdLimit ?? 2, 8);
     while (this.localCids.length < limit) this.issueLocalCid(true);
+    if (!this.isServer) this.probePreferredAddress(this.now);
   }
 
   private discardSpace(id: SpaceId): void {
@@ -1094,10 +1305,17 @@ export class Connection {
   // ---------------------------------------------------------------------------------------------
   // Receiving
 
-  /** Processes one UDP payload from the peer. Never throws for peer input: errors close the connection. */
-  receive(datagram: Uint8Array, now: number): void {
+  /**
+   * Processes one UDP payload from the peer. Never throws for peer input: errors close the
+   * connection. `from` is where it came from (with the local socket, when there are several): it
+   * drives path validation and migration (RFC 9000 §8.2, §9); without it the connection assumes a
+   * single, fixed path.
+   */
+  receive(datagram: Uint8Array, now: number, from?: PathAddress): void {
     this.now = now;
     if (this.state === "closed" || this.state === "draining") return;
+    // RFC 9000 §9: a client discards packets from a server address it did not choose to use (§9.6).
+    if (from && !this.isServer && this.activePath.remote && !this.knownPath(from)) return;
     this.bytesReceived += datagram.length;
     this.counters.bytesReceived += datagram.length;
     if (this.state === "closing") {
@@ -1105,11 +1323,17 @@ export class Connection {
       this.closeFramePending = true;
       return;
     }
+    this.rxDecrypted = false;
+    this.rxNonProbingLargest = false;
+    this.rxPeerDcidChanged = false;
     try {
       this.receiveDatagram(datagram, now);
+      if (this.rxDecrypted) this.onDatagramPath(datagram.length, now, from);
     } catch (err) {
       this.onLocalError(err);
     }
+    this.rxChallenges.length = 0;
+    this.rxResponses.length = 0;
     this.drainTlsSafe();
   }
 
@@ -1124,7 +1348,11 @@ export class Connection {
   private receiveDatagram(datagram: Uint8Array, now: number): void {
     let headers: PacketHeader[];
     try {
-      headers = splitCoalescedPackets(datagram, { localCidLength: this.cidLength });
+      headers = splitCoalescedPackets(datagram, {
+        localCidLength: this.cidLength,
+        // RFC 9287 §3: having advertised grease_quic_bit, we MUST accept a cleared fixed bit.
+        allowGreasedQuicBit: this.config.greaseQuicBit,
+      });
     } catch (err) {
       if (err instanceof PacketDropError) {
         this.checkStatelessReset(datagram);
@@ -1166,7 +1394,35 @@ export class Connection {
       default:
         break;
     }
-    if ("version" in h && h.version !== this.version) return false;
+    let initialKeys: PacketKeys | undefined;
+    let switchedFrom:
+      | { version: number; read: PacketKeys | undefined; write: PacketKeys | undefined }
+      | undefined;
+    if ("version" in h && h.version !== this.version) {
+      if (this.isServer) {
+        // RFC 9369 §4: after switching, the client's Initials (and 0-RTT) may still come in the
+        // original version until it learns the negotiated one; Handshake packets never do.
+        if (h.version !== this.originalVersion) return false;
+        if (h.type === PacketType.Initial && this.originalInitialReadKeys)
+          initialKeys = this.originalInitialReadKeys;
+        else if (h.type !== PacketType.ZeroRtt) return false;
+      } else {
+        // RFC 9369 §4: the client learns the negotiated version from the first long header whose
+        // Version differs from the original one — one it offered and that is compatible. Only a
+        // server Initial can tell (its keys derive from what we know); it must decrypt.
+        if (
+          this.versionKnown ||
+          h.type !== PacketType.Initial ||
+          !this.availableVersions.includes(h.version) ||
+          !isSupportedVersion(h.version)
+        )
+          return false;
+        const initial = this.spaces[INITIAL];
+        switchedFrom = { version: this.version, read: initial.readKeys, write: initial.writeKeys };
+        this.version = h.version;
+        this.installInitialKeys(this.initialKeyCid);
+      }
+    }
     let spaceId: SpaceId;
     let packetType: FramePacketType;
     let zeroRtt = false;
@@ -1222,9 +1478,27 @@ export class Connection {
           space.received.largest,
           this.unprotected,
         )
-      : this.unprotect(datagram, h.packetStart, pnOffset, h.packetEnd, spaceId);
-    if (payloadLength < 0) return false;
+      : this.unprotect(datagram, h.packetStart, pnOffset, h.packetEnd, spaceId, initialKeys);
+    if (switchedFrom) {
+      const initial = this.spaces[INITIAL];
+      if (payloadLength < 0) {
+        // Not the server's (a forged Version field, say): stay with the version we had.
+        this.version = switchedFrom.version;
+        initial.readKeys = switchedFrom.read;
+        initial.writeKeys = switchedFrom.write;
+      } else {
+        this.versionKnown = true;
+        this.qlog?.versionChosen?.({ version: this.version, side: this.side }, now);
+      }
+    }
+    if (payloadLength < 0) {
+      // RFC 9001 §6.6: past the integrity limit of forged packets, close with AEAD_LIMIT_REACHED.
+      if (++this.authenticationFailures > this.aeadLimits().integrity)
+        throw new QuicError(TransportErrorCode.AEAD_LIMIT_REACHED, "integrity limit reached");
+      return false;
+    }
     const pn = this.unprotected.packetNumber;
+    const keyPhaseBit = ((this.unprotected.firstByte >> 2) & 1) as 0 | 1;
     if (space.received.isDuplicate(pn)) return true;
     this.counters.packetsReceived++;
     if (zeroRtt) this.counters.zeroRttPacketsReceived++;
@@ -1248,6 +1522,7 @@ export class Connection {
     // RFC 9000 §8.1: a Handshake packet from the client validates its address; RFC 9001 §4.9.1:
     // the server discards Initial keys once it processes a Handshake packet.
     if (spaceId === HANDSHAKE && this.isServer) {
+      this.originalInitialReadKeys = undefined;
       this.addressValidated = true;
       this.discardSpace(INITIAL);
     }
@@ -1255,6 +1530,7 @@ export class Connection {
     const start = this.unprotected.payloadOffset;
     const r = new ByteReader(datagram, start, start + payloadLength);
     let ackEliciting = false;
+    let nonProbing = false;
     const qframes: Frame[] | undefined = this.qlog ? [] : undefined;
     if (payloadLength === 0)
       throw new QuicError(TransportErrorCode.PROTOCOL_VIOLATION, "packet without frames");
@@ -1269,14 +1545,44 @@ export class Connection {
         );
       }
       if (isAckEliciting(frame.kind)) ackEliciting = true;
+      // RFC 9000 §9.1: all frames but PATH_CHALLENGE, PATH_RESPONSE, NEW_CONNECTION_ID and PADDING
+      // are non-probing.
+      if (
+        !nonProbing &&
+        frame.kind !== "padding" &&
+        frame.kind !== "path_challenge" &&
+        frame.kind !== "path_response" &&
+        frame.kind !== "new_connection_id"
+      )
+        nonProbing = true;
       qframes?.push(frame);
       this.onFrame(frame, spaceId, now);
       if (this.state === "draining" || this.state === "closed") return true;
     }
+    this.rxDecrypted = true;
+    if (spaceId === APP && !zeroRtt && pn > space.received.largest) {
+      // RFC 9000 §9.3: only the highest-numbered non-probing packet moves the peer's address.
+      if (nonProbing) this.rxNonProbingLargest = true;
+      const dcid = h.dcid;
+      if (this.lastPeerDcid && !equal(this.lastPeerDcid, dcid)) this.rxPeerDcidChanged = true;
+      if (!this.lastPeerDcid || this.rxPeerDcidChanged) this.lastPeerDcid = dcid.slice();
+    }
     space.received.onPacketReceived(pn, now, ackEliciting);
+    if (this.immediateAckReceived) {
+      // ack-frequency §5: IMMEDIATE_ACK asks for an ACK now.
+      this.immediateAckReceived = false;
+      space.received.requestImmediateAck();
+    }
     this.resetIdleTimer(now);
     this.qlog?.packetReceived(
-      { type: packetType, pn, size: h.packetEnd - h.packetStart, frames: qframes },
+      {
+        type: packetType,
+        pn,
+        size: h.packetEnd - h.packetStart,
+        frames: qframes,
+        version: "version" in h ? h.version : undefined,
+        keyPhase: packetType === "1rtt" ? keyPhaseBit : undefined,
+      },
       now,
     );
     if (
@@ -1291,9 +1597,16 @@ export class Connection {
   }
 
   /** Removes packet protection in place; returns the payload length or -1. */
-  private unprotect(buf: Uint8Array, start: number, pnOffset: number, end: number, spaceId: SpaceId): number {
+  private unprotect(
+    buf: Uint8Array,
+    start: number,
+    pnOffset: number,
+    end: number,
+    spaceId: SpaceId,
+    initialKeys?: PacketKeys,
+  ): number {
     const space = this.spaces[spaceId];
-    const keys = space.readKeys!;
+    const keys = initialKeys ?? space.readKeys!;
     const largest = space.received.largest;
     if (spaceId !== APP) {
       return unprotectPacket(keys, buf, start, pnOffset, end, largest, this.unprotected);
@@ -1302,92 +1615,99 @@ export class Connection {
     const pnLength = removeHeaderProtection(keys, buf, start, pnOffset, end);
     if (pnLength < 0) return -1;
     const first = buf[start];
-    const phase = (first >> 2) & 1;
     const len = pnLength as 1 | 2 | 3 | 4;
     const pn = decodePacketNumber(largest, readPacketNumber(buf, pnOffset, len), len);
     this.unprotected.firstByte = first;
     this.unprotected.pnLength = pnLength as 1 | 2 | 3 | 4;
     this.unprotected.packetNumber = pn;
     this.unprotected.payloadOffset = pnOffset + pnLength;
-    let use = keys;
-    let newPhase = false;
-    if (phase !== this.keyPhase) {
-      if (this.prevReadKeys && pn < this.firstPnInPhase) use = this.prevReadKeys;
-      else {
-        use = this.getNextReadKeys();
-        newPhase = true;
-      }
-    }
+    // RFC 9001 §6.3/§6.5: the Key Phase bit and the packet number pick current, previous or next keys.
+    const ku = this.appKeys;
+    const use = ku ? ku.select((first >> 2) & 1, pn) : keys;
     const n = decryptPayload(use, buf, start, pnOffset + pnLength, end, pn);
     if (n < 0) return -1;
     if ((first & 0x18) !== 0) {
       // RFC 9000 §17.3.1: reserved bits after a successful decryption → PROTOCOL_VIOLATION.
       throw new QuicError(TransportErrorCode.PROTOCOL_VIOLATION, "reserved bits set in short header");
     }
-    if (newPhase) this.onPeerKeyUpdate(pn);
+    if (ku?.onOpened(pn, this.now, this.ptoDuration(), this.spaces[APP].nextPn)) {
+      // RFC 9001 §6.2: the peer updated its keys; we followed (our next packets use the new ones).
+      this.onKeyPhaseChanged("remote_update");
+    }
     this.unprotected.payloadLength = n;
     return n;
   }
 
-  private getNextReadKeys(): PacketKeys {
-    if (!this.nextReadKeys) {
-      const s = this.appSuite!;
-      const next = nextTrafficSecret(this.provider, s.hash, this.appReadSecret!, this.version);
-      this.nextReadKeys = updatePacketKeys(
-        this.provider,
-        this.spaces[APP].readKeys!,
-        s.hash,
-        next,
-        this.version,
-      );
-      (this.nextReadKeys as PacketKeys & { secret?: Uint8Array }).secret = next;
+  /** After a key update: the APP space uses the new keys; qlog records both directions. */
+  private onKeyPhaseChanged(trigger: "local_update" | "remote_update"): void {
+    const ku = this.appKeys!;
+    const space = this.spaces[APP];
+    space.readKeys = ku.read;
+    space.writeKeys = ku.write;
+    if (this.qlog) {
+      const peer = this.isServer ? "client" : "server";
+      for (const who of [this.side, peer])
+        this.qlog.keyUpdated(
+          {
+            keyType: `${who}_1rtt_secret` as import("../qlog.ts").QlogKeyType,
+            generation: ku.generation,
+            trigger,
+          },
+          this.now,
+        );
     }
-    return this.nextReadKeys;
-  }
-
-  /** The peer moved to the next key phase (RFC 9001 §6.2): follow it. */
-  private onPeerKeyUpdate(pn: number): void {
-    const space = this.spaces[APP];
-    const next = this.nextReadKeys as PacketKeys & { secret?: Uint8Array };
-    this.prevReadKeys = space.readKeys;
-    this.prevReadDiscardAt = this.now + 3 * this.loss.rtt.smoothedRtt;
-    space.readKeys = next;
-    this.appReadSecret = next.secret;
-    this.nextReadKeys = undefined;
-    this.firstPnInPhase = pn;
-    if (!this.keyUpdatePending) this.updateWriteKeys();
-    this.keyUpdatePending = false;
-    this.keyPhase ^= 1;
-  }
-
-  private updateWriteKeys(): void {
-    const s = this.appSuite!;
-    const space = this.spaces[APP];
-    const next = nextTrafficSecret(this.provider, s.hash, this.appWriteSecret!, this.version);
-    space.writeKeys = updatePacketKeys(this.provider, space.writeKeys!, s.hash, next, this.version);
-    this.appWriteSecret = next;
   }
 
   /**
-   * Starts a key update (RFC 9001 §6.1): our next packets use the next key phase. Allowed once the
-   * handshake is confirmed and the previous update was acknowledged.
+   * Asks for a 1-RTT key update (RFC 9001 §6.1). It starts with the next packet sent once it is
+   * allowed: the handshake is confirmed and a packet of the current key phase was acknowledged
+   * (§6.5), three PTOs ago. A request made while one is waiting is the same request.
    */
   forceKeyUpdate(): void {
-    if (!this.handshakeConfirmed) throw new QuicUsageError("key update before the handshake is confirmed");
-    if (this.keyUpdatePending) return;
-    this.updateWriteKeys();
-    this.keyUpdatePending = true;
-    this.keyPhase ^= 1;
-    this.getNextReadKeys();
-    // The peer's packets in the new phase decrypt with the next read keys; swap when they arrive.
-    const space = this.spaces[APP];
-    this.prevReadKeys = space.readKeys;
-    space.readKeys = this.nextReadKeys;
-    this.appReadSecret = (this.nextReadKeys as PacketKeys & { secret?: Uint8Array }).secret;
-    this.nextReadKeys = undefined;
-    this.firstPnInPhase = space.received.largest + 1;
-    this.prevReadDiscardAt = Number.POSITIVE_INFINITY;
-    this.keyUpdatePending = false;
+    if (this.state === "closed" || this.state === "closing" || this.state === "draining")
+      throw new QuicUsageError("key update on a closed connection");
+    this.keyUpdateRequested = true;
+  }
+
+  /** The AEAD limits in force (RFC 9001 §6.6), with any test override. */
+  private aeadLimits(): AeadLimits {
+    const base = AEAD_LIMITS[this.appSuite?.aead ?? "aes-128-gcm"];
+    const over = this.common.aeadLimits;
+    return {
+      confidentiality: over?.confidentiality ?? base.confidentiality,
+      integrity: over?.integrity ?? base.integrity,
+    };
+  }
+
+  /**
+   * Before a 1-RTT packet is sealed: start a requested key update, or one the confidentiality
+   * limit calls for (RFC 9001 §6.6: MUST update before the limit); at the limit without a
+   * possible update, close with AEAD_LIMIT_REACHED.
+   */
+  private checkKeyUsage(now: number): void {
+    const ku = this.appKeys;
+    if (!ku) return;
+    const limit = this.aeadLimits().confidentiality;
+    const interval =
+      this.config.keyUpdateInterval > 0 ? this.config.keyUpdateInterval : Number.POSITIVE_INFINITY;
+    const due = ku.packetsSealed >= Math.min(interval, automaticUpdateThreshold(limit));
+    // RFC 9001 §6.1: not before the handshake is confirmed.
+    if (
+      (this.keyUpdateRequested || due) &&
+      this.handshakeConfirmed &&
+      ku.canInitiate(now, this.ptoDuration())
+    ) {
+      this.keyUpdateRequested = false;
+      ku.initiate(this.spaces[APP].nextPn);
+      this.onKeyPhaseChanged("local_update");
+      return;
+    }
+    // RFC 9001 §6.6: one packet short of the limit, the last one carries the CONNECTION_CLOSE.
+    if (ku.packetsSealed + 1 >= limit)
+      throw new QuicError(
+        TransportErrorCode.AEAD_LIMIT_REACHED,
+        "confidentiality limit reached without a key update",
+      );
   }
 
   private retryUndecryptable(): void {
@@ -1400,7 +1720,10 @@ export class Connection {
         continue;
       }
       try {
-        const headers = splitCoalescedPackets(p.data, { localCidLength: this.cidLength });
+        const headers = splitCoalescedPackets(p.data, {
+          localCidLength: this.cidLength,
+          allowGreasedQuicBit: this.config.greaseQuicBit,
+        });
         for (const h of headers) this.processPacket(p.data, h, this.now);
       } catch (err) {
         if (!(err instanceof PacketDropError)) throw err;
@@ -1411,8 +1734,10 @@ export class Connection {
   private onVersionNegotiation(versions: readonly number[]): void {
     // RFC 9000 §6.2: only a client that has not yet received a packet acts on VN, and ignores a
     // VN that lists the version it chose.
+    // RFC 9368 §4: nor one answering an attempt that already followed a VN.
     if (this.isServer || this.receivedFromPeer || versions.includes(this.version)) return;
-    const common = SUPPORTED_VERSIONS.find((v) => versions.includes(v));
+    if (this.reactedToVersionNegotiation) return;
+    const common = this.selectVersion(versions);
     if (common === undefined) {
       this.closeReason = { kind: "version-mismatch", offered: [...versions] };
       this.state = "closed";
@@ -1420,8 +1745,12 @@ export class Connection {
       return;
     }
     this.version = common;
+    this.originalVersion = common;
+    this.reactedToVersionNegotiation = true;
+    this.qlog?.versionChosen?.({ version: common, side: this.side }, this.now);
     // RFC 9000 §8.1.3: a NEW_TOKEN token is for connection attempts using the same version.
     this.initialToken = EMPTY;
+    this.restartClientHello();
     this.restartInitial(this.dcid);
     if (this.earlyData === "pending") {
       // RFC 9369 §5: the session (and its 0-RTT keys) belongs to the version we gave up: what was
@@ -1433,9 +1762,73 @@ export class Connection {
     }
   }
 
+  /**
+   * (Server) RFC 9368 §2.3 compatible version negotiation, with the client's transport parameters
+   * in hand (before any reply to its ClientHello): checks its Chosen Version, picks the negotiated
+   * version among its Available Versions — by our order when configured, else by the client's;
+   * v1 and v2 are compatible both ways (RFC 9369 §4) — and switches to it. Returns our transport
+   * parameters, whose version_information names the negotiated version.
+   */
+  private chooseVersion(clientParameters: Uint8Array): Uint8Array {
+    const p = decodeTransportParameters(clientParameters, "client");
+    // RFC 9368 §4: the client's Chosen Version MUST be the version its Initials use.
+    checkVersionInformation(p, { version: this.originalVersion }, "client");
+    const offered = p.versionInformation?.availableVersions ?? [];
+    const ours = this.availableVersions;
+    const pick = this.serverVersionOrder
+      ? ours.find((v) => offered.includes(v))
+      : offered.find((v) => ours.includes(v));
+    if (pick !== undefined && pick !== this.version && isSupportedVersion(pick)) {
+      // RFC 9369 §4: every CRYPTO frame goes in the negotiated version; the client's Initials in
+      // the original one still decrypt until a Handshake packet in the new one arrives.
+      this.originalInitialReadKeys = this.spaces[INITIAL].readKeys;
+      this.version = pick;
+      this.installInitialKeys(this.initialKeyCid);
+      this.qlog?.versionChosen?.({ version: pick, side: this.side, versions: ours }, this.now);
+    }
+    this.localParams.versionInformation = { chosenVersion: this.version, availableVersions: [...ours] };
+    const bytes = new Uint8Array(transportParametersSize(this.localParams));
+    encodeTransportParameters(this.localParams, new ByteWriter(bytes));
+    return bytes;
+  }
+
+  /** (Client) The version to try given the versions a server lists: our most preferred one of them. */
+  private selectVersion(offered: readonly number[]): number | undefined {
+    return this.availableVersions.find((v) => offered.includes(v));
+  }
+
+  /**
+   * (Client, after Version Negotiation) A new ClientHello — a new connection attempt (RFC 9368
+   * §2.2) — whose version_information names the new version, in a fresh Initial space.
+   */
+  private restartClientHello(): void {
+    this.localParams.versionInformation = {
+      chosenVersion: this.version,
+      availableVersions: [...this.availableVersions],
+    };
+    const tpBytes = new Uint8Array(transportParametersSize(this.localParams));
+    encodeTransportParameters(this.localParams, new ByteWriter(tpBytes));
+    const old = this.spaces[INITIAL];
+    const fresh = new PacketSpace("initial", this.config);
+    fresh.nextPn = old.nextPn;
+    this.spaces[INITIAL] = fresh;
+    const client = this.common as ClientConnectionConfig;
+    const tls = new TlsClient({
+      ...client.tls,
+      transportParameters: tpBytes,
+      provider: this.provider,
+      keyLog: this.common.keyLog,
+    });
+    this.tls = tls;
+    tls.start(this.now);
+    this.drainTls();
+  }
+
   private onRetry(datagram: Uint8Array, h: Extract<PacketHeader, { type: typeof PacketType.Retry }>): void {
     // RFC 9000 §17.2.5.2: one Retry at most, before any other server packet, with a valid tag.
     if (this.isServer || this.receivedFromPeer || this.retrySourceCid) return;
+    // RFC 9369 §4: a Retry comes in the original version; the client ignores others.
+    if (h.version !== this.version) return;
     if (!validateRetryPacket(this.provider, datagram, h, this.originalDcid)) return;
     if (equal(h.scid, this.dcid)) return;
     this.retrySourceCid = h.scid.slice();
@@ -1479,6 +1872,8 @@ export class Connection {
         this.onAck(f, spaceId, now);
         return;
       case "crypto": {
+        // RFC 9369 §4: server CRYPTO data in the version we use means it is the negotiated one.
+        if (!this.isServer) this.versionKnown = true;
         const space = this.spaces[spaceId];
         space.cryptoRecv.insert(f.offset, f.data, false, FrameType.CRYPTO);
         for (let chunk = space.cryptoRecv.read(); chunk; chunk = space.cryptoRecv.read()) {
@@ -1490,9 +1885,30 @@ export class Connection {
       case "stream":
         this.onStreamFrame(f.streamId, f.offset, f.data, f.fin);
         return;
+      case "reset_stream_at": {
+        // reliable-stream-reset §3: a frame we did not advertise support for.
+        if (!this.config.resetStreamAt)
+          throw new QuicError(
+            TransportErrorCode.PROTOCOL_VIOLATION,
+            "RESET_STREAM_AT without reset_stream_at",
+            FrameType.RESET_STREAM_AT,
+          );
+        const s = this.peerStream(f.streamId, FrameType.RESET_STREAM_AT);
+        if (s?.recv) this.onPeerResetAt(s, f.errorCode, f.finalSize, f.reliableSize, now);
+        return;
+      }
+      case "ack_frequency":
+      case "immediate_ack":
+        this.onAckFrequencyFrame(f);
+        return;
       case "reset_stream": {
         const s = this.peerStream(f.streamId, FrameType.RESET_STREAM);
         if (!s?.recv) return;
+        if (s.recv.resetAt) {
+          // reliable-stream-reset §5.2: RESET_STREAM = RESET_STREAM_AT with a Reliable Size of 0.
+          this.onPeerResetAt(s, f.errorCode, f.finalSize, 0, now);
+          return;
+        }
         const newBytes = s.recv.flow.onReceivedOffset(f.finalSize, FrameType.RESET_STREAM);
         this.recvFlow.onReceivedBytes(newBytes, FrameType.RESET_STREAM);
         if (s.state.onRecvResetStream(f.finalSize)) {
@@ -1562,11 +1978,13 @@ export class Connection {
         this.onRetireConnectionId(f.sequence);
         return;
       case "path_challenge":
-        // RFC 9000 §8.2.2: echo the data in a PATH_RESPONSE.
-        if (this.pathResponses.length < 4) this.pathResponses.push(f.data.slice());
+        // RFC 9000 §8.2.2: echo the data in a PATH_RESPONSE on the path it came from (queued on
+        // that path once the datagram is read, see onDatagramPath).
+        if (this.rxChallenges.length < 4) this.rxChallenges.push(f.data.slice());
         return;
       case "path_response":
-        return; // path validation of our own: issue #6
+        if (this.rxResponses.length < 4) this.rxResponses.push(f.data.slice());
+        return;
       case "connection_close": {
         const reason = Buffer.from(f.reason).toString("utf8");
         this.enterDraining(
@@ -1616,6 +2034,8 @@ export class Connection {
         FrameType.ACK,
       );
     }
+    // RFC 9001 §6.5: an acknowledged packet of the current key phase permits the next update.
+    if (spaceId === APP && f.largest < this.spaces[APP].nextPn) this.appKeys?.onAckReceived(f.largest, now);
     const ackDelay = spaceId === APP ? (f.ackDelay * 2 ** this.peerAckDelayExponent) / 1000 : 0;
     const result = this.loss.onAckReceived(
       spaceId as PacketNumberSpace,
@@ -1626,8 +2046,9 @@ export class Connection {
     for (const p of result.lost) this.onPacketLost(p, spaceId);
     if (result.ecnCe !== undefined) this.cc.onEcnCe(result.ecnCe.sentTime, now);
     const ssthresh = this.cc.ssthresh;
-    if (result.lost.length > 0) this.cc.onPacketsLost(result.lost, now);
-    if (result.persistentCongestion) this.cc.onPersistentCongestion(now);
+    const congestionLost = result.lost.length > 0 ? this.congestionLosses(result.lost, now) : result.lost;
+    if (congestionLost.length > 0) this.cc.onPacketsLost(congestionLost, now);
+    if (result.persistentCongestion && congestionLost.length > 0) this.cc.onPersistentCongestion(now);
     if (this.cc.ssthresh < ssthresh) this.counters.congestionEvents++;
     if (result.newlyAcked.length > 0) this.cc.onPacketsAcked(result.newlyAcked, now, this.loss.rtt);
     this.pacer.update(now, this.cc.window, this.loss.rtt.smoothedRtt);
@@ -1660,8 +2081,21 @@ export class Connection {
   }
 
   private onPacketAcked(p: SentPacket<Sent[]>, spaceId: SpaceId): void {
+    if (this.pmtud && p.size > this.config.sendUdpPayloadSize) this.pmtud.onPacketAcked(p.size, p.timeSent);
     for (const s of p.frames) {
       switch (s.k) {
+        case "pmtu_probe":
+          this.onPmtuProbeAcked(s.size);
+          break;
+        case "ack_frequency":
+          if (
+            this.ackFrequencyToSend?.kind === "ack_frequency" &&
+            this.ackFrequencyToSend.sequence === s.seq
+          ) {
+            this.loss.setMaxAckDelay(this.ackFrequencyToSend.requestedMaxAckDelay / 1000, this.now);
+            this.ackFrequencyToSend = undefined;
+          }
+          break;
         case "crypto":
           this.spaces[spaceId].cryptoSend.onAcked(s.offset, s.length, false);
           break;
@@ -1669,12 +2103,20 @@ export class Connection {
           const st = this.streams.get(s.id);
           if (!st?.send) break;
           st.send.buffer.onAcked(s.offset, s.length, s.fin);
+          if (st.send.resetAtCode !== undefined) this.maybeFinishResetAt(st);
           if (st.send.buffer.isFullyAcked && !st.send.done && st.send.resetCode === undefined) {
             st.send.done = true;
             st.state.send?.onAllDataAcked();
             this.events.push({ type: "stream-finished", streamId: s.id });
             this.maybeReleaseStream(st);
           }
+          break;
+        }
+        case "reset_at": {
+          const st = this.streams.get(s.id);
+          if (!st?.send || st.send.resetAtPending) break; // a smaller Reliable Size is on its way
+          st.send.resetAtAcked = true;
+          this.maybeFinishResetAt(st);
           break;
         }
         case "reset": {
@@ -1734,6 +2176,20 @@ export class Connection {
           }
           break;
         }
+        case "reset_at": {
+          // reliable-stream-reset §4: a lost RESET_STREAM_AT MUST be sent again.
+          const st = this.streams.get(s.id);
+          if (st?.send && !st.send.done && st.send.resetCode === undefined && !st.send.resetAtAcked) {
+            st.send.resetAtPending = true;
+            this.controlStreams.add(s.id);
+          }
+          break;
+        }
+        case "ack_frequency":
+          // §4: send again unless a newer ACK_FREQUENCY replaced it.
+          if (this.ackFrequencyToSend?.kind === "ack_frequency" && this.ackFrequencyToSend.sequence === s.seq)
+            this.ackFrequencyPending = true;
+          break;
         case "stop": {
           const st = this.streams.get(s.id);
           if (st?.recv && st.recv.resetCode === undefined && !st.recv.buffer.finished) {
@@ -2011,7 +2467,8 @@ export class Connection {
   write(id: number, data: Uint8Array, fin = false): void {
     this.checkOpen();
     const send = this.sendPart(id);
-    if (send.resetCode !== undefined) throw new QuicUsageError(`stream ${id} was reset`);
+    if (send.resetCode !== undefined || send.resetAtCode !== undefined)
+      throw new QuicUsageError(`stream ${id} was reset`);
     if (send.buffer.finished) throw new QuicUsageError(`stream ${id} is already finished`);
     if (data.length > 0) send.buffer.write(data, true);
     if (fin) send.buffer.finish();
@@ -2047,7 +2504,11 @@ export class Connection {
     const s = this.streams.get(id);
     if (!s) return null;
     if (!s.recv) throw new QuicUsageError(`stream ${id} is send-only`);
-    const data = s.recv.buffer.read(maxBytes);
+    const resetAt = s.recv.resetAt;
+    // reliable-stream-reset §1: the bytes below the Reliable Size are delivered, then the reset.
+    if (resetAt && s.recv.resetCode === undefined)
+      maxBytes = Math.min(maxBytes, resetAt.reliableSize - s.recv.buffer.readOffset);
+    const data = maxBytes > 0 ? s.recv.buffer.read(maxBytes) : null;
     if (data && data.length > 0) {
       s.recv.flow.onConsumed(data.length, this.now);
       this.recvFlow.onConsumed(data.length, this.now);
@@ -2057,7 +2518,8 @@ export class Connection {
       }
       if (this.recvFlow.shouldSendUpdate()) this.maxDataPending = true;
     }
-    const fin = s.recv.buffer.finished && s.recv.buffer.readable === 0;
+    if (resetAt) this.maybeApplyPeerResetAt(s, this.now);
+    const fin = s.recv.buffer.finished && s.recv.buffer.readable === 0 && s.recv.resetCode === undefined;
     if (fin && s.state.recv?.state === "data_recvd") {
       s.state.recv.onAllDataRead();
       this.maybeReleaseStream(s);
@@ -2109,6 +2571,412 @@ export class Connection {
     if (this.state === "closing" || this.state === "draining" || this.state === "closed") {
       throw new QuicUsageError("connection is closed");
     }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Paths and migration (RFC 9000 §8.2, §9)
+
+  /** The peer's address non-probing packets go to (undefined until the driver reports one). */
+  get remoteAddress(): PathAddress | undefined {
+    return this.activePath.remote;
+  }
+
+  /** Where the datagram pollTransmit() returned last must go (undefined: the only path there is). */
+  get transmitAddress(): PathAddress | undefined {
+    return this.transmitPath.remote;
+  }
+
+  /**
+   * Path facts: migrations (ours, the peer's, reverts), successful and failed validations,
+   * congestion resets (RFC 9000 §9.4), and the active path's state and anti-amplification counters.
+   */
+  pathStats(): {
+    migrations: number;
+    validations: number;
+    failures: number;
+    congestionResets: number;
+    remote: PathAddress | undefined;
+    validated: boolean;
+    validating: boolean;
+    bytesSent: number;
+    bytesReceived: number;
+    /** Other paths being probed (bounded). */
+    probing: number;
+  } {
+    const p = this.activePath;
+    return {
+      ...this.pathCounters,
+      probing: this.probePaths.length,
+      remote: p.remote,
+      validated: p.validated,
+      validating: p.isValidating,
+      bytesSent: p.bytesSent,
+      bytesReceived: p.bytesReceived,
+    };
+  }
+
+  /** The path to `from` we know of, if any. */
+  private knownPath(from: PathAddress): NetworkPath | undefined {
+    if (samePathAddress(this.activePath.remote, from)) return this.activePath;
+    if (this.previousPath && samePathAddress(this.previousPath.remote, from)) return this.previousPath;
+    for (const p of this.probePaths) if (samePathAddress(p.remote, from)) return p;
+    return undefined;
+  }
+
+  /** Path decisions for an authenticated datagram from `from` (its frames were all processed). */
+  private onDatagramPath(length: number, now: number, from: PathAddress | undefined): void {
+    let path: NetworkPath | undefined;
+    if (!from) path = this.activePath;
+    else if (!this.activePath.remote) {
+      this.activePath.remote = from;
+      path = this.activePath;
+    } else path = this.knownPath(from) ?? this.newPeerPath(from, now);
+    if (!path) return;
+    path.bytesReceived += length;
+    // RFC 9000 §8.2.2: the PATH_RESPONSE goes on the path the PATH_CHALLENGE came from.
+    for (const d of this.rxChallenges) path.queueResponse(d);
+    // §9.3.3: a PATH_CHALLENGE on the active path SHOULD get a non-probing packet too, which moves
+    // the peer back here if an attacker's forwarded copies lured it away.
+    if (this.rxChallenges.length > 0 && path === this.activePath && this.isEstablished)
+      this.pingPending = true;
+    // §8.2.3: a PATH_RESPONSE on any path validates the path its challenge was sent on.
+    for (const d of this.rxResponses) this.onPathResponse(d, now);
+    // §9.3: a non-probing packet with the highest packet number from a new address: the peer
+    // moved there. (A client never follows the server: §9, servers do not migrate.)
+    if (this.isServer && path !== this.activePath && this.rxNonProbingLargest && this.isEstablished)
+      this.onPeerMigrated(path, now);
+  }
+
+  /** (Server) A path to a new client address, validated right away (RFC 9000 §9.3, §9.6.3). */
+  private newPeerPath(from: PathAddress, now: number): NetworkPath | undefined {
+    // §9: no migration before the handshake is confirmed (such packets are read, nothing moves).
+    if (!this.isServer || !this.handshakeConfirmed) return undefined;
+    const path = new NetworkPath(from, false);
+    // §9.5: when the peer moved to a new connection ID, we answer the new address with a new one.
+    if (this.rxPeerDcidChanged) {
+      const r = this.takeUnusedRemoteCid();
+      if (r) {
+        path.dcid = r.cid;
+        path.dcidSeq = r.seq;
+      }
+    }
+    if (this.probePaths.length >= MAX_PROBE_PATHS) this.probePaths.shift();
+    this.probePaths.push(path);
+    path.startValidation(now, this.ptoDuration(), this.pathValidationTimeout());
+    return path;
+  }
+
+  /** (Server) RFC 9000 §9.3: the client moved to `path`; send there, validate it, keep the old one. */
+  private onPeerMigrated(path: NetworkPath, now: number): void {
+    const old = this.activePath;
+    const i = this.probePaths.indexOf(path);
+    if (i >= 0) this.probePaths.splice(i, 1);
+    const returning = path === this.previousPath;
+    if (old.validated) this.previousPath = old;
+    else {
+      old.abandonValidation();
+      if (returning) this.previousPath = undefined;
+    }
+    this.activePath = path;
+    if (path.dcid) {
+      this.switchRemoteCid(path.dcid, path.dcidSeq);
+      path.dcid = undefined;
+    }
+    // §9.4: congestion state and RTT restart for a new address, once it is validated; a port-only
+    // change (likely NAT rebinding) or a return to the previous path keeps them.
+    const reset = !returning && !onlyPortChanged(old.remote, path.remote);
+    if (path.validated) {
+      if (reset) this.resetCongestion(now);
+    } else {
+      path.resetCongestionOnValidation = reset;
+      if (!path.isValidating) path.startValidation(now, this.ptoDuration(), this.pathValidationTimeout());
+      // §9.3.3: validate the previously active path too: that elicits packets on it, which move
+      // the connection back if the migration was spurious (an attacker forwarding packets).
+      const prev = this.previousPath;
+      if (prev === old && !prev.isValidating)
+        prev.startValidation(now, this.ptoDuration(), this.pathValidationTimeout(), true);
+    }
+    this.pathCounters.migrations++;
+    this.events.push({ type: "path-migrated", remote: path.remote, reason: "peer" });
+  }
+
+  private onPathResponse(data: Uint8Array, now: number): void {
+    const paths = [this.activePath, this.previousPath, ...this.probePaths];
+    for (const path of paths) {
+      const r = path?.onResponse(data);
+      if (!r) continue;
+      if (r === "validated") this.onPathValidated(path!, now);
+      return;
+    }
+  }
+
+  private onPathValidated(path: NetworkPath, now: number): void {
+    this.pathCounters.validations++;
+    this.events.push({ type: "path-validated", remote: path.remote });
+    // RFC 9000 §8.2.1: a challenge that could not be padded to 1200 bytes did not test the path
+    // MTU: MUST validate again with a full-size one (the limit is gone now).
+    if (path.needsFullSizeChallenge) {
+      path.needsFullSizeChallenge = false;
+      path.startValidation(now, this.ptoDuration(), this.pathValidationTimeout(), true);
+    }
+    if (path === this.activePath) {
+      // RFC 9000 §9.4: on confirming the peer's new address, reset congestion control and RTT.
+      if (path.resetCongestionOnValidation) {
+        path.resetCongestionOnValidation = false;
+        this.resetCongestion(now);
+      }
+      return;
+    }
+    // (Client) The server's preferred address answered: move there (§9.6.1).
+    if (!this.isServer && path.dcid) this.moveToPreferredAddress(path, now);
+  }
+
+  /** Abandoned validations (RFC 9000 §8.2.4) and PATH_CHALLENGE resends. */
+  private onPathTimers(now: number): void {
+    const active = this.activePath;
+    if (active.onTimeout(now) === "failed") this.onActivePathFailed(active);
+    const prev = this.previousPath;
+    if (prev && prev.onTimeout(now) === "failed") this.previousPath = undefined;
+    for (let i = this.probePaths.length - 1; i >= 0; i--) {
+      const p = this.probePaths[i];
+      if (p.onTimeout(now) === "failed") {
+        this.probePaths.splice(i, 1);
+        this.pathCounters.failures++;
+        this.events.push({ type: "path-validation-failed", remote: p.remote });
+      }
+    }
+  }
+
+  private pathTimeout(): number {
+    let t = this.activePath.nextTimeout();
+    if (this.previousPath) t = Math.min(t, this.previousPath.nextTimeout());
+    for (const p of this.probePaths) t = Math.min(t, p.nextTimeout());
+    return t;
+  }
+
+  private onActivePathFailed(path: NetworkPath): void {
+    this.pathCounters.failures++;
+    this.events.push({ type: "path-validation-failed", remote: path.remote });
+    // (Client) Our own new address did not get through: keep sending from it (there is no other
+    // socket); the idle timeout ends a connection that lost its path.
+    if (!this.isServer) return;
+    const back = this.previousPath;
+    if (back) {
+      // RFC 9000 §9.3.2: MUST revert to the last validated peer address.
+      this.previousPath = undefined;
+      back.abandonValidation();
+      this.activePath = back;
+      this.pathCounters.migrations++;
+      this.events.push({ type: "path-migrated", remote: back.remote, reason: "revert" });
+      return;
+    }
+    // §9.3.2: no validated address left: close silently, discarding all state.
+    this.closeReason = {
+      kind: "transport",
+      code: TransportErrorCode.NO_VIABLE_PATH,
+      frameType: 0,
+      reason: "path validation failed",
+      remote: false,
+    };
+    this.finishClose();
+  }
+
+  /** RFC 9000 §8.2.4: three times the larger of the current PTO and one with kInitialRtt. */
+  private pathValidationTimeout(): number {
+    const initialPto = 3 * this.config.initialRtt + this.loss.maxAckDelay;
+    return 3 * Math.max(this.ptoDuration(), initialPto);
+  }
+
+  /** RFC 9000 §9.4: congestion controller and RTT estimator back to their initial values. */
+  private resetCongestion(now: number): void {
+    this.pathCounters.congestionResets++;
+    const inFlight = this.cc.bytesInFlight;
+    const size = this.cc.maxDatagramSize;
+    this.cc =
+      this.config.congestionControl === "newreno" ? new NewRenoController(size) : new CubicController(size);
+    // Packets still in flight on the old path leave flight through the new controller.
+    if (inFlight > 0) this.cc.onPacketSent(inFlight, now);
+    this.loss.rtt.reset();
+    this.pacer.update(now, this.cc.window, this.loss.rtt.smoothedRtt);
+    // RFC 9000 §14.3: the maximum datagram size belongs to a pair of addresses: search again.
+    if (this.pmtud) this.startPmtuDiscovery();
+  }
+
+  /** A peer connection ID never sent with (RFC 9000 §9.5), now marked used. */
+  private takeUnusedRemoteCid(): RemoteCid | undefined {
+    for (const r of this.remoteCids) {
+      if (this.usedRemoteCids.has(r.seq) || equal(r.cid, this.dcid)) continue;
+      this.usedRemoteCids.add(r.seq);
+      return r;
+    }
+    return undefined;
+  }
+
+  /** Sends with `cid` from now on and retires the one used so far (RFC 9000 §5.1.2). */
+  private switchRemoteCid(cid: Uint8Array, seq: number): void {
+    const i = this.remoteCids.findIndex((r) => equal(r.cid, this.dcid));
+    this.dcid = cid;
+    this.usedRemoteCids.add(seq);
+    if (i >= 0 && this.remoteCids[i].seq !== seq) {
+      const [old] = this.remoteCids.splice(i, 1);
+      this.retireCids.push(old.seq);
+      if (old.resetToken)
+        this.events.push({ type: "peer-reset-token", token: old.resetToken, retired: true });
+    }
+  }
+
+  /**
+   * (Client) Why active migration is impossible now (RFC 9000 §9), or undefined when it is
+   * possible.
+   */
+  migrationBlocker(): string | undefined {
+    if (this.isServer) return "only a client migrates (RFC 9000 §9)";
+    if (this.state !== "established") return "the connection is not established";
+    if (!this.handshakeConfirmed) return "the handshake is not confirmed yet (RFC 9000 §9)";
+    if (this.peerParams?.disableActiveMigration)
+      return "the server sent disable_active_migration (RFC 9000 §18.2)";
+    if (this.dcid.length === 0) return "the server uses zero-length connection IDs (RFC 9000 §9.5)";
+    if (!this.remoteCids.some((r) => !this.usedRemoteCids.has(r.seq) && !equal(r.cid, this.dcid)))
+      return "the server has not given a spare connection ID (RFC 9000 §9.5)";
+    return undefined;
+  }
+
+  /**
+   * (Client) Our local address changed — the endpoint now sends from a new socket (RFC 9000 §9.2).
+   * The connection switches to an unused connection ID of the server (§9.5), resets congestion
+   * control and RTT (§9.4; not for `portOnly`), validates the new path with PATH_CHALLENGE (§8.2)
+   * and sends a non-probing packet at once, so that the server follows. Throws QuicUsageError
+   * when migration is not possible (see {@link migrationBlocker}).
+   */
+  migrate(now: number, options: { readonly portOnly?: boolean } = {}): void {
+    this.now = now;
+    const blocker = this.migrationBlocker();
+    if (blocker) throw new QuicUsageError(`cannot migrate: ${blocker}`);
+    const fresh = this.takeUnusedRemoteCid()!;
+    this.switchRemoteCid(fresh.cid, fresh.seq);
+    const old = this.activePath;
+    old.abandonValidation();
+    // We chose the server's address: no anti-amplification limit on our side.
+    const path = new NetworkPath(old.remote, true);
+    this.activePath = path;
+    this.previousPath = undefined;
+    if (!options.portOnly) this.resetCongestion(now);
+    path.startValidation(now, this.ptoDuration(), this.pathValidationTimeout());
+    // §9.2: migrating is sending non-probing packets from the new address.
+    this.pingPending = true;
+    this.pathCounters.migrations++;
+    this.events.push({ type: "path-migrated", remote: path.remote, reason: "local" });
+  }
+
+  /** (Client) Probe the server's preferred address once the handshake is confirmed (RFC 9000 §9.6.1). */
+  private probePreferredAddress(now: number): void {
+    const pa = this.peerParams?.preferredAddress;
+    const current = this.activePath.remote;
+    if (!pa || !current || (this.common as ClientConnectionConfig).migrateToPreferredAddress === false)
+      return;
+    const remote = preferredPathAddress(pa, current);
+    if (!remote || samePathAddress(remote, current)) return;
+    // §9.6.1: any unused connection ID; the preferred_address one (sequence 1) is there for that.
+    let cid = this.remoteCids.find(
+      (r) => r.seq === 1 && !this.usedRemoteCids.has(1) && !equal(r.cid, this.dcid),
+    );
+    if (cid) this.usedRemoteCids.add(1);
+    else cid = this.takeUnusedRemoteCid();
+    if (!cid) return;
+    // §9.6.2: validate the address before migrating. We chose it: no anti-amplification limit.
+    const path = new NetworkPath(remote, true);
+    path.dcid = cid.cid;
+    path.dcidSeq = cid.seq;
+    if (this.probePaths.length >= MAX_PROBE_PATHS) this.probePaths.shift();
+    this.probePaths.push(path);
+    path.startValidation(now, this.ptoDuration(), this.pathValidationTimeout());
+  }
+
+  /** (Client) The preferred address is validated: all packets go there now (RFC 9000 §9.6.1). */
+  private moveToPreferredAddress(path: NetworkPath, now: number): void {
+    const i = this.probePaths.indexOf(path);
+    if (i >= 0) this.probePaths.splice(i, 1);
+    const old = this.activePath;
+    old.abandonValidation();
+    this.activePath = path;
+    // Kept (never probed) so that packets still in flight from the old address are accepted.
+    this.previousPath = old;
+    if (path.dcid) {
+      this.switchRemoteCid(path.dcid, path.dcidSeq);
+      path.dcid = undefined;
+    }
+    // §9.4: a new server address: congestion control and RTT start over.
+    this.resetCongestion(now);
+    // A non-probing packet, so that the server moves its sending there too (§9.6.2).
+    this.pingPending = true;
+    this.pathCounters.migrations++;
+    this.events.push({ type: "path-migrated", remote: path.remote, reason: "preferred-address" });
+  }
+
+  /**
+   * A datagram of path frames for a path that has some to send (RFC 9000 §8.2): PATH_CHALLENGE
+   * and PATH_RESPONSE, padded to 1200 bytes within the path's anti-amplification limit (§8.2.1,
+   * §8.2.2). Sent outside congestion control, like PTO probes, and not counted in flight (§9.4).
+   */
+  private buildPathProbe(now: number): Uint8Array | null {
+    if (!this.spaces[APP].hasKeys || this.state !== "established") return null;
+    // Hot path (every pollTransmit): no allocation; index 0 is the active path, 1 the previous
+    // one, then the probed ones.
+    const count = 2 + this.probePaths.length;
+    for (let i = 0; i < count; i++) {
+      const path = i === 0 ? this.activePath : i === 1 ? this.previousPath : this.probePaths[i - 2];
+      if (!path?.hasProbeToSend || (path.remote === undefined && path !== this.activePath)) continue;
+      const budget = path === this.activePath ? this.amplificationBudget() : path.amplificationBudget();
+      const limit = Math.min(MIN_INITIAL_DATAGRAM, this.maxDatagram, budget);
+      if (limit < 48) continue;
+      if (this.scratch.length < this.maxDatagram) this.scratch = new Uint8Array(this.maxDatagram);
+      const buf = this.scratch;
+      const savedDcid = this.dcid;
+      if (path.dcid) this.dcid = path.dcid;
+      this.probingPath = path;
+      const challenging = path.challengePending;
+      let packet: PacketInProgress | undefined;
+      try {
+        packet = this.buildPacket(buf, 0, APP, limit, Number.POSITIVE_INFINITY, now, false);
+      } finally {
+        this.dcid = savedDcid;
+        this.probingPath = undefined;
+      }
+      if (!packet) continue;
+      const pad = limit - (packet.payloadEnd + TAG);
+      if (pad > 0) {
+        buf.fill(0, packet.payloadEnd, packet.payloadEnd + pad);
+        packet.payloadEnd += pad;
+      }
+      packet.probe = true;
+      this.sealPacket(buf, packet, now);
+      const size = packet.payloadEnd + TAG;
+      if (challenging && !path.challengePending && size < MIN_INITIAL_DATAGRAM)
+        path.needsFullSizeChallenge = true;
+      path.bytesSent += size;
+      if (path === this.activePath) this.bytesSent += size;
+      this.counters.bytesSent += size;
+      this.transmitPath = path;
+      return buf.slice(0, size);
+    }
+    return null;
+  }
+
+  /** The path frames of a probing packet (see buildPathProbe). */
+  private addPathFrames(path: NetworkPath, frames: Frame[], room: number, now: number): number {
+    const size = 1 + PATH_DATA_LENGTH;
+    // §8.2.1: one PATH_CHALLENGE per packet, 8 unpredictable bytes.
+    if (path.challengePending && room >= size) {
+      const data = this.provider.randomBytes(PATH_DATA_LENGTH);
+      frames.push({ kind: "path_challenge", data });
+      path.onChallengeSent(data, now);
+      room -= size;
+    }
+    while (path.responses.length > 0 && room >= size) {
+      frames.push({ kind: "path_response", data: path.responses.shift()! });
+      room -= size;
+    }
+    return room;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -2214,6 +3082,7 @@ export class Connection {
 
   private resetIdleTimer(now: number): void {
     this.lastActivity = now;
+    this.ackElicitingSentSinceReceipt = false;
     if (this.idleTimeout > 0) {
       // RFC 9000 §10.1: at least three PTOs, so a few probes can go out before giving up.
       this.idleDeadline = now + Math.max(this.idleTimeout, 3 * this.ptoDuration());
@@ -2227,11 +3096,20 @@ export class Connection {
   nextTimeout(): number | undefined {
     if (this.state === "closed") return undefined;
     if (this.state === "closing" || this.state === "draining") return this.closeDeadline;
-    let t = Math.min(this.idleDeadline, this.prevReadDiscardAt, this.pacingDeadline, this.zeroRttDiscardAt);
-    const lossTimer = this.loss.getLossDetectionTimer();
+    let t = Math.min(
+      this.idleDeadline,
+      this.appKeys?.discardDeadline ?? Number.POSITIVE_INFINITY,
+      this.pacingDeadline,
+      this.zeroRttDiscardAt,
+      this.pathTimeout(),
+    );
+    // RFC 9000 §8.1, §9.3: at the anti-amplification limit nothing can be sent (the peer's next
+    // datagram unblocks it, not a timer): ACK and loss timers wait, or they would fire in a loop.
+    const ampBlocked = this.amplificationBudget() < MIN_AMPLIFICATION_ROOM;
+    const lossTimer = ampBlocked ? undefined : this.loss.getLossDetectionTimer();
     if (lossTimer !== undefined && lossTimer < t) t = lossTimer;
     for (const space of this.spaces) {
-      if (!space.hasKeys) continue;
+      if (!space.hasKeys || ampBlocked) continue;
       const d = space.received.ackDeadline();
       if (d < t) t = d;
     }
@@ -2254,10 +3132,15 @@ export class Connection {
       return;
     }
     if (now >= this.pacingDeadline) this.pacingDeadline = Number.POSITIVE_INFINITY;
-    if (now >= this.prevReadDiscardAt) {
-      this.prevReadKeys = undefined;
-      this.prevReadDiscardAt = Number.POSITIVE_INFINITY;
-    }
+    // RFC 9001 §6.5: the previous 1-RTT read keys go three PTOs into the new key phase.
+    if (this.appKeys?.onTimeout(now))
+      this.qlog?.keyDiscarded(
+        {
+          keyType: `${this.isServer ? "client" : "server"}_1rtt_secret`,
+          generation: this.appKeys.generation - 1,
+        },
+        now,
+      );
     if (now >= this.zeroRttDiscardAt) {
       this.zeroRttDiscardAt = Number.POSITIVE_INFINITY;
       this.dropZeroRttKeys();
@@ -2268,16 +3151,36 @@ export class Connection {
       if (r.kind === "loss") {
         for (const p of r.lost) this.onPacketLost(p, r.space as SpaceId);
         const ssthresh = this.cc.ssthresh;
-        this.cc.onPacketsLost(r.lost, now);
-        if (r.persistentCongestion) this.cc.onPersistentCongestion(now);
+        const congestionLost = this.congestionLosses(r.lost, now);
+        if (congestionLost.length > 0) this.cc.onPacketsLost(congestionLost, now);
+        if (r.persistentCongestion && congestionLost.length > 0) this.cc.onPersistentCongestion(now);
         if (this.cc.ssthresh < ssthresh) this.counters.congestionEvents++;
       } else if (r.kind === "probe") {
+        // RFC 8899 §4.3: repeated PTOs without a large packet acknowledged hint at a black hole.
+        if (
+          r.probe.space === APP &&
+          this.pmtud &&
+          !this.pmtud.probing &&
+          this.pmtud.onProbeTimeout(this.lastLargeSent, now)
+        )
+          this.setPathMtu(this.pmtud.current);
         const space = this.spaces[r.probe.space as SpaceId];
         space.probes = Math.max(space.probes, r.probe.count);
         // RFC 9002 §6.2.4: probes resend data in flight when possible (queue crypto as lost).
         this.requeueForProbe(r.probe.space as SpaceId);
+        // §6.2.4: the sender SHOULD also send ack-eliciting packets in the other spaces with
+        // data in flight, coalesced: a server's Initial probe carries its Handshake flight too,
+        // so a lost or corrupted certificate does not wait for a PTO of its own.
+        for (const other of [INITIAL, HANDSHAKE]) {
+          if (other === r.probe.space || !this.loss.hasAckElicitingInFlight(other as PacketNumberSpace))
+            continue;
+          this.spaces[other].probes = Math.max(this.spaces[other].probes, 1);
+          this.requeueForProbe(other);
+        }
       }
     }
+    this.onPathTimers(now);
+    if ((this.state as State) === "closed") return;
     if (
       this.config.keepAliveInterval > 0 &&
       this.state === "established" &&
@@ -2294,6 +3197,29 @@ export class Connection {
     const send = space.cryptoSend;
     if (send.sentOffset > send.ackedOffset)
       send.onLost(send.ackedOffset, send.sentOffset - send.ackedOffset, false);
+    if (spaceId !== APP) return;
+    // RFC 9002 §6.2.4: a probe SHOULD carry data in flight rather than a bare PING — resend the
+    // STREAM data of the two oldest outstanding packets that carry some (among the oldest 32; a
+    // range acknowledged meanwhile is not sent again, see SendBuffer.onAcked). Otherwise data
+    // lost under a PTO waits for the probe's ACK to be declared lost, a round trip per loss.
+    const sent = this.loss.sentPackets(APP as PacketNumberSpace);
+    let withData = 0;
+    for (let i = sent.start, n = 0; i < sent.end && n < 32 && withData < 2; i++) {
+      const p = sent.at(i);
+      if (!p?.ackEliciting) continue;
+      n++;
+      let carried = false;
+      for (const s of p.frames) {
+        if (s.k !== "stream") continue;
+        const st = this.streams.get(s.id);
+        if (st?.send && st.send.resetCode === undefined) {
+          st.send.buffer.onLost(s.offset, s.length, s.fin);
+          this.scheduleStream(st);
+          carried = true;
+        }
+      }
+      if (carried) withData++;
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -2306,8 +3232,12 @@ export class Connection {
   pollTransmit(now: number): Uint8Array | null {
     this.now = now;
     if (this.state === "closed" || this.state === "draining") return null;
+    this.transmitPath = this.activePath;
     if (this.state === "closing") return this.buildCloseDatagram();
     try {
+      const probe = this.buildPathProbe(now);
+      if (probe) return probe;
+      this.transmitPath = this.activePath;
       return this.buildDatagram(now);
     } catch (err) {
       this.onLocalError(err);
@@ -2316,9 +3246,11 @@ export class Connection {
   }
 
   private amplificationBudget(): number {
+    // RFC 9000 §9.3: after a migration, at most 3× what came from the new address until validated.
+    const path = this.activePath.amplificationBudget();
     // RFC 9000 §8.1: before validating the client's address, a server sends at most 3× what it received.
-    if (!this.isServer || this.addressValidated) return Number.POSITIVE_INFINITY;
-    return 3 * this.bytesReceived - this.bytesSent;
+    if (!this.isServer || this.addressValidated) return path;
+    return Math.min(path, 3 * this.bytesReceived - this.bytesSent);
   }
 
   private buildCloseDatagram(): Uint8Array | null {
@@ -2362,7 +3294,7 @@ export class Connection {
             dcid: this.dcid,
             packetNumber: pn,
             pnLength: 4,
-            keyPhase: this.keyPhase as 0 | 1,
+            keyPhase: this.appKeys?.phase ?? 0,
           })
         : writeLongHeader(w, {
             type: id === INITIAL ? PacketType.Initial : PacketType.Handshake,
@@ -2386,13 +3318,18 @@ export class Connection {
   }
 
   private buildDatagram(now: number): Uint8Array | null {
+    this.checkKeyUsage(now);
     const amp = this.amplificationBudget();
-    if (amp < 60) return null;
+    if (amp < MIN_AMPLIFICATION_ROOM) return null;
     const limit = Math.min(this.maxDatagram, amp);
     // Pacing: until the bucket holds a datagram's worth, only ACKs (and probes) go out.
     const pacedUntil = this.pacer.nextSendTime(now, this.maxDatagram);
     const paced = pacedUntil > now;
     this.pacingDeadline = paced ? pacedUntil : Number.POSITIVE_INFINITY;
+    if (!paced && this.pmtud !== undefined) {
+      const probe = this.pmtuProbeDue(now);
+      if (probe > 0) return this.buildPmtuProbe(probe, now);
+    }
     if (this.scratch.length < this.maxDatagram) this.scratch = new Uint8Array(this.maxDatagram);
     const buf = this.scratch;
     let pos = 0;
@@ -2447,7 +3384,9 @@ export class Connection {
     if (!this.isServer && this.spaces[HANDSHAKE].nextPn > 0 && !this.spaces[INITIAL].discarded)
       this.discardSpace(INITIAL);
     this.bytesSent += pos;
+    this.activePath.bytesSent += pos;
     this.counters.bytesSent += pos;
+    if (pos > this.config.sendUdpPayloadSize) this.lastLargeSent = now;
     return buf.slice(0, pos);
   }
 
@@ -2468,8 +3407,11 @@ export class Connection {
     const frames: Frame[] = [];
     const sent: Sent[] = [];
     // RFC 9000 §12.4/§12.5: no ACK frames in 0-RTT packets (they go in 1-RTT ones).
-    const ackDue = !zeroRtt && (space.received.ackImmediately || space.received.ackDeadline() <= now);
-    const canAck = !zeroRtt && space.received.hasUnacked;
+    // A path probe carries probing frames only (RFC 9000 §9.1): no ACK, which is non-probing.
+    const probing = this.probingPath;
+    const ackDue =
+      !zeroRtt && !probing && (space.received.ackImmediately || space.received.ackDeadline() <= now);
+    const canAck = !zeroRtt && !probing && space.received.hasUnacked;
     // Estimate the header size to know how much room the frames have.
     const pn = space.nextPn;
     const pnLen = packetNumberLength(pn, this.loss.largestAcked(id as PacketNumberSpace));
@@ -2509,7 +3451,7 @@ export class Connection {
 
     if (canSendEliciting) {
       // CRYPTO data (retransmissions first); never in 0-RTT (RFC 9000 §12.5).
-      while (room > 16 && !zeroRtt) {
+      while (room > 16 && !zeroRtt && !probing) {
         const overheadGuess = 1 + 8 + 4;
         const chunk = space.cryptoSend.nextChunk(room - overheadGuess);
         if (!chunk || chunk.data.length === 0) break;
@@ -2519,13 +3461,14 @@ export class Connection {
         room -= frameSize(f);
         ackEliciting = true;
       }
-      if (id === APP) {
+      if (probing) room = this.addPathFrames(probing, frames, room, now);
+      else if (id === APP) {
         this.buildingZeroRtt = zeroRtt;
         room = this.addAppFrames(frames, sent, room, now);
         this.buildingZeroRtt = false;
       }
       if (frames.some((f) => f.kind !== "ack" && f.kind !== "padding")) ackEliciting = true;
-      if (space.probes > 0 && !ackEliciting && room >= 1) {
+      if (space.probes > 0 && !ackEliciting && room >= 1 && !probing) {
         frames.push({ kind: "ping" });
         sent.push({ k: "ping" });
         room -= 1;
@@ -2537,7 +3480,7 @@ export class Connection {
       return undefined;
     }
     if (frames.length === 0) return undefined;
-    if (ackEliciting && space.probes > 0) space.probes--;
+    if (ackEliciting && space.probes > 0 && !probing) space.probes--;
 
     // Header.
     const w = new ByteWriter(buf, pos, limit);
@@ -2559,7 +3502,8 @@ export class Connection {
         dcid: this.dcid,
         packetNumber: pn,
         pnLength: pnLen,
-        keyPhase: this.keyPhase as 0 | 1,
+        keyPhase: this.appKeys?.phase ?? 0,
+        fixedBit: this.nextFixedBit(),
       });
     }
     for (const f of frames) encodeFrame(f, w);
@@ -2595,11 +3539,7 @@ export class Connection {
       if (push.call(this, { kind: "new_token", token: this.newToken }, { k: "new_token" }))
         this.newTokenPending = false;
     }
-    // RFC 9000 §12.5: PATH_RESPONSE and RETIRE_CONNECTION_ID cannot go in 0-RTT.
-    while (this.pathResponses.length > 0 && !this.buildingZeroRtt) {
-      if (!push.call(this, { kind: "path_response", data: this.pathResponses[0] }, undefined)) break;
-      this.pathResponses.shift();
-    }
+    // (PATH_RESPONSE frames go in path probes, on their own path: buildPathProbe.)
     if (this.maxDataPending || this.recvFlow.shouldSendUpdate()) {
       const limit = this.recvFlow.takeUpdate(now, this.loss.rtt.smoothedRtt);
       if (push.call(this, { kind: "max_data", maximum: limit }, { k: "max_data" }))
@@ -2637,6 +3577,25 @@ export class Connection {
         this.controlStreams.delete(id);
         continue;
       }
+      let keep = false;
+      if (s.send?.resetAtPending && !this.buildingZeroRtt) {
+        const b = s.send.buffer;
+        // reliable-stream-reset §4: the Final Size must respect flow control; we send the frame
+        // once every byte below the Reliable Size was sent, so the final size (what was sent) does.
+        if (b.sentOffset < b.reliableSize) keep = true;
+        else {
+          const f: Frame = {
+            kind: "reset_stream_at",
+            streamId: id,
+            errorCode: s.send.resetAtCode!,
+            finalSize: b.sentOffset,
+            reliableSize: b.reliableSize,
+          };
+          if (!push.call(this, f, { k: "reset_at", id })) break;
+          s.send.resetAtPending = false;
+          s.state.send?.onResetSent();
+        }
+      }
       if (s.send?.resetPending) {
         const f: Frame = {
           kind: "reset_stream",
@@ -2671,9 +3630,18 @@ export class Connection {
           break;
         s.recv.maxStreamDataPending = false;
       }
-      this.controlStreams.delete(id);
+      if (!keep) this.controlStreams.delete(id);
     }
     if (this.pingPending && push.call(this, { kind: "ping" }, { k: "ping" })) this.pingPending = false;
+    // ack-frequency §4, §5: never in 0-RTT.
+    if (this.ackFrequencyPending && this.ackFrequencyToSend && !this.buildingZeroRtt) {
+      const f = this.ackFrequencyToSend as Extract<Frame, { kind: "ack_frequency" }>;
+      if (push.call(this, f, { k: "ack_frequency", seq: f.sequence })) this.ackFrequencyPending = false;
+    }
+    if (this.immediateAckPending && !this.buildingZeroRtt) {
+      // §5: IMMEDIATE_ACK frames do not need to be retransmitted.
+      if (push.call(this, { kind: "immediate_ack" }, undefined)) this.immediateAckPending = false;
+    }
 
     // Datagrams (RFC 9221): before stream data, they are latency-sensitive.
     while (this.outgoingDatagrams.length > 0) {
@@ -2745,7 +3713,8 @@ export class Connection {
           this.sendFlow.onSent(fresh);
         }
       }
-      s.state.send?.onStreamSent(chunk.fin);
+      // After RESET_STREAM_AT (state Reset Sent) data below the Reliable Size still goes (§5).
+      if (send.resetAtCode === undefined) s.state.send?.onStreamSent(chunk.fin);
       this.scheduler.onSent(id, chunk.data.length);
       if (!send.buffer.hasDataToSend(send.flow.limit)) this.scheduler.setActive(id, false);
     }
@@ -2777,8 +3746,13 @@ export class Connection {
     }
     const keys = p.zeroRtt ? this.zeroRttKeys! : space.writeKeys!;
     const end = protectPacket(keys, buf, p.start, p.pnOffset, p.payloadEnd, p.pn);
+    if (p.space === APP && !p.zeroRtt && this.appKeys) {
+      let largestAcked: number | undefined;
+      for (const f of p.frames) if (f.k === "ack") largestAcked = f.largest;
+      this.appKeys.onSealed(largestAcked);
+    }
     const size = end - p.start;
-    const inFlight = p.ackEliciting || p.frames.some((f) => f.k !== "ack");
+    const inFlight = !p.probe && (p.ackEliciting || p.frames.some((f) => f.k !== "ack"));
     const packet = new SentPacket<Sent[]>(p.pn, now, size, p.ackEliciting, inFlight, p.frames);
     this.loss.onPacketSent(p.space as PacketNumberSpace, packet);
     if (inFlight) this.cc.onPacketSent(size, now);
@@ -2795,12 +3769,324 @@ export class Connection {
           : p.space === HANDSHAKE
             ? "handshake"
             : "1RTT";
-      this.qlog.packetSent({ type, pn: p.pn, size, frames: p.qframes }, now);
+      this.qlog.packetSent(
+        {
+          type,
+          pn: p.pn,
+          size,
+          frames: p.qframes,
+          version: p.long ? this.version : undefined,
+          keyPhase: p.long ? undefined : this.appKeys?.phase,
+        },
+        now,
+      );
     }
   }
 
+  // ---------------------------------------------------------------------------------------------
+  // RESET_STREAM_AT (draft-ietf-quic-reliable-stream-reset)
+
+  /**
+   * Resets our sending part but still delivers the first `reliableSize` bytes written
+   * (RESET_STREAM_AT, draft-ietf-quic-reliable-stream-reset §5): they are sent and retransmitted,
+   * nothing after them is. A later call may lower the Reliable Size (§5.2), with the same code.
+   * Needs the peer's reset_stream_at transport parameter; a Reliable Size of 0 sends RESET_STREAM.
+   */
+  resetStreamAt(id: number, errorCode: bigint, reliableSize: number): void {
+    this.checkOpen();
+    const send = this.sendPart(id);
+    if (!(this.peerParams ?? this.rememberedParams)?.resetStreamAt)
+      throw new QuicUsageError("the peer does not accept RESET_STREAM_AT (no reset_stream_at)");
+    if (send.resetCode !== undefined || send.done) return;
+    if (send.resetAtCode !== undefined && send.resetAtCode !== errorCode)
+      throw new QuicUsageError("RESET_STREAM_AT must keep the error code of the first one (§5.2)");
+    if (reliableSize === 0 && send.resetAtCode === undefined) {
+      this.resetStream(id, errorCode);
+      return;
+    }
+    const before = send.buffer.reliableSize;
+    send.buffer.resetAt(reliableSize); // QuicUsageError beyond the data written
+    if (send.resetAtCode !== undefined && send.buffer.reliableSize === before) return; // not lowered
+    send.resetAtCode = errorCode;
+    send.resetAtPending = true;
+    send.resetAtAcked = false;
+    this.controlStreams.add(id);
+    const s = this.streams.get(id)!;
+    if (send.buffer.hasDataToSend(send.flow.limit)) this.scheduleStream(s);
+    else this.scheduler.setActive(id, false);
+  }
+
+  /** Our RESET_STREAM_AT and every byte below its Reliable Size are acknowledged (§5.3). */
+  private maybeFinishResetAt(s: Stream): void {
+    const send = s.send!;
+    if (send.done || !send.resetAtAcked || send.resetAtPending) return;
+    if (send.buffer.ackedOffset < send.buffer.reliableSize) return;
+    send.done = true;
+    s.state.send?.onResetAcked();
+    this.maybeReleaseStream(s);
+  }
+
+  /** A RESET_STREAM_AT from the peer, or a RESET_STREAM after one (Reliable Size 0, §5.2). */
+  private onPeerResetAt(s: Stream, code: bigint, finalSize: number, reliableSize: number, now: number): void {
+    const recv = s.recv!;
+    if (recv.resetCode !== undefined) return; // the reset already took effect
+    const type = FrameType.RESET_STREAM_AT;
+    // §4: the Final Size is subject to flow control, as for RESET_STREAM.
+    const newBytes = recv.flow.onReceivedOffset(finalSize, type);
+    this.recvFlow.onReceivedBytes(newBytes, type);
+    const prior = recv.resetAt;
+    if (prior) {
+      // §5.2: a changed error code is a STREAM_STATE_ERROR, a changed final size a
+      // FINAL_SIZE_ERROR; a larger Reliable Size (reordering) MUST be ignored.
+      if (prior.code !== code)
+        throw new QuicError(TransportErrorCode.STREAM_STATE_ERROR, "reset error code changed", type);
+      if (prior.finalSize !== finalSize)
+        throw new QuicError(TransportErrorCode.FINAL_SIZE_ERROR, "reset final size changed", type);
+      if (reliableSize < prior.reliableSize) prior.reliableSize = reliableSize;
+    } else {
+      // §5.3: like a FIN, the frame makes the final size known (checked against what arrived).
+      s.state.onRecvStream(finalSize, 0, true, type);
+      recv.resetAt = { code, finalSize, reliableSize };
+    }
+    this.maybeApplyPeerResetAt(s, now);
+  }
+
+  /** The peer's RESET_STREAM_AT takes effect once the application read below its Reliable Size. */
+  private maybeApplyPeerResetAt(s: Stream, now: number): void {
+    const recv = s.recv!;
+    const r = recv.resetAt;
+    if (!r || recv.resetCode !== undefined || recv.buffer.readOffset < r.reliableSize) return;
+    if (!s.state.onRecvResetStream(r.finalSize)) return;
+    recv.buffer.onReset(r.finalSize, FrameType.RESET_STREAM_AT);
+    recv.resetCode = r.code;
+    // Bytes never to be read still count as consumed for connection flow control.
+    const unread = r.finalSize - recv.flow.consumed;
+    if (unread > 0) {
+      recv.flow.onConsumed(unread, now);
+      this.recvFlow.onConsumed(unread, now);
+    }
+    this.events.push({ type: "stream-reset", streamId: s.id, errorCode: r.code });
+    this.maybeReleaseStream(s);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // ACK frequency (draft-ietf-quic-ack-frequency)
+
+  /** The peer's ACK_FREQUENCY or IMMEDIATE_ACK: honoured when we advertised min_ack_delay (§3). */
+  private onAckFrequencyFrame(f: Extract<Frame, { kind: "ack_frequency" | "immediate_ack" }>): void {
+    const minAckDelay = this.localParams.minAckDelay;
+    if (minAckDelay === undefined)
+      throw new QuicError(
+        TransportErrorCode.PROTOCOL_VIOLATION,
+        `${f.kind} without min_ack_delay`,
+        frameTypeOf(f),
+      );
+    if (f.kind === "immediate_ack") {
+      // §5: SHOULD send an ACK immediately (once the packet carrying it is recorded).
+      this.immediateAckReceived = true;
+      return;
+    }
+    // §4: ignore an ACK_FREQUENCY that is not newer than the largest processed.
+    if (f.sequence <= this.ackFrequencySeq) return;
+    // §4: a Requested Max Ack Delay of 2^14 ms or more, or below our min_ack_delay, MUST be a
+    // PROTOCOL_VIOLATION.
+    if (f.requestedMaxAckDelay >= 2 ** 14 * 1000 || f.requestedMaxAckDelay < minAckDelay)
+      throw new QuicError(
+        TransportErrorCode.PROTOCOL_VIOLATION,
+        "invalid Requested Max Ack Delay",
+        FrameType.ACK_FREQUENCY,
+      );
+    this.ackFrequencySeq = f.sequence;
+    // §4: the Ack-Eliciting Threshold is how many packets may go unacknowledged (ACK after one
+    // more); ReceivedPackets counts the packets that make an ACK due.
+    const threshold = Math.min(f.ackElicitingThreshold, 1 << 20) + 1;
+    this.spaces[APP].received.setAckFrequency(
+      threshold,
+      f.requestedMaxAckDelay / 1000,
+      f.reorderingThreshold,
+    );
+  }
+
+  /**
+   * Asks the peer to acknowledge less (or more) often (ACK_FREQUENCY, ack-frequency §4): after
+   * more than `ackElicitingThreshold` ack-eliciting packets, or `maxAckDelay` ms, and on
+   * reordering of `reorderingThreshold` packets (0: none). Needs the peer's min_ack_delay.
+   */
+  requestAckFrequency(ackElicitingThreshold: number, maxAckDelay: number, reorderingThreshold = 1): void {
+    this.checkOpen();
+    const peerMin = this.peerParams?.minAckDelay;
+    if (peerMin === undefined) throw new QuicUsageError("the peer does not support ACK_FREQUENCY");
+    const us = Math.round(maxAckDelay * 1000);
+    if (!(us >= peerMin) || us >= 2 ** 14 * 1000)
+      throw new QuicUsageError(`max ack delay ${maxAckDelay} ms outside [min_ack_delay, 2^14 ms)`);
+    if (!Number.isInteger(ackElicitingThreshold) || ackElicitingThreshold < 0)
+      throw new QuicUsageError("ack-eliciting threshold must be a non-negative integer");
+    if (!Number.isInteger(reorderingThreshold) || reorderingThreshold < 0)
+      throw new QuicUsageError("reordering threshold must be a non-negative integer");
+    this.ackFrequencyToSend = {
+      kind: "ack_frequency",
+      sequence: this.nextAckFrequencySeq++,
+      ackElicitingThreshold,
+      requestedMaxAckDelay: us,
+      reorderingThreshold,
+    };
+    this.ackFrequencyPending = true;
+    // Loss recovery must allow for the larger of the old and the new delay until the peer has it.
+    this.loss.setMaxAckDelay(Math.max(this.loss.maxAckDelay, maxAckDelay), this.now);
+  }
+
+  /** Asks the peer to acknowledge right away (IMMEDIATE_ACK, ack-frequency §5). */
+  requestImmediateAck(): void {
+    this.checkOpen();
+    if (this.peerParams?.minAckDelay === undefined)
+      throw new QuicUsageError("the peer does not support IMMEDIATE_ACK");
+    this.immediateAckPending = true;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // PMTU discovery (RFC 8899, RFC 9000 §14.3) and the fixed bit (RFC 9287)
+
+  /** The UDP payload size in use (grows with PMTU discovery, back to 1200 on a black hole). */
+  get pathMtu(): number {
+    return this.maxDatagram;
+  }
+
+  /** Starts (or restarts, on new addresses: RFC 9000 §14.3) PMTU discovery from the base size. */
+  private startPmtuDiscovery(): void {
+    if (!this.config.pmtuDiscovery) return;
+    // RFC 9000 §18.2: never send a UDP payload above the peer's max_udp_payload_size.
+    const peerMax = this.peerParams?.maxUdpPayloadSize ?? 65527;
+    this.pmtud = new PmtuDiscovery(
+      {
+        base: this.config.sendUdpPayloadSize,
+        upperBound: Math.min(this.config.pmtuUpperBound, peerMax),
+        raiseInterval: this.config.pmtuRaiseInterval,
+      },
+      this.now,
+    );
+    if (this.maxDatagram !== this.config.sendUdpPayloadSize) this.setPathMtu(this.config.sendUdpPayloadSize);
+  }
+
+  private setPathMtu(size: number): void {
+    const shrink = size < this.maxDatagram;
+    this.maxDatagram = size;
+    this.cc.setMaxDatagramSize(size);
+    this.pacer.setMaxDatagramSize(size);
+    if (!shrink) return;
+    // Datagrams queued for the larger size no longer fit in a packet.
+    const max = this.maxDatagramSize;
+    for (let i = this.outgoingDatagrams.length - 1; i >= 0; i--) {
+      if (this.outgoingDatagrams[i].length > max) {
+        this.outgoingDatagrams.splice(i, 1);
+        this.counters.datagramsDropped++;
+      }
+    }
+  }
+
+  private onPmtuProbeAcked(size: number): void {
+    const grown = this.pmtud?.onProbeAcked(size, this.now) ?? 0;
+    if (grown > this.maxDatagram) this.setPathMtu(grown);
+  }
+
+  /**
+   * Takes PMTU probes out of a list of lost packets (RFC 9000 §14.4: the loss of a probe is not
+   * a congestion signal; they leave bytes in flight here) and feeds black-hole detection with the
+   * others (RFC 8899 §4.3). Returns what the congestion controller must see.
+   */
+  private congestionLosses(lost: readonly SentPacket<Sent[]>[], now: number): readonly SentPacket<Sent[]>[] {
+    const d = this.pmtud;
+    if (!d) return lost;
+    const base = this.config.sendUdpPayloadSize;
+    let out: SentPacket<Sent[]>[] | undefined;
+    let latestLarge = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < lost.length; i++) {
+      const p = lost[i];
+      const f = p.frames[0];
+      if (f !== undefined && f.k === "pmtu_probe") {
+        if (!out) out = lost.slice(0, i);
+        if (p.inFlight) this.cc.removeFromFlight(p.size);
+        d.onProbeLost(f.size, now);
+        continue;
+      }
+      out?.push(p);
+      if (p.size > base && p.timeSent > latestLarge) latestLarge = p.timeSent;
+    }
+    if (latestLarge > Number.NEGATIVE_INFINITY && d.onPacketsLost(latestLarge, now))
+      this.setPathMtu(d.current);
+    return out ?? lost;
+  }
+
+  /** The size of a PMTU probe to send now, or 0. */
+  private pmtuProbeDue(now: number): number {
+    const d = this.pmtud!;
+    if (this.state !== "established" || !this.handshakeConfirmed || !this.spaces[APP].hasKeys) return 0;
+    // PTO probes and retransmissions first; a probe is congestion controlled (RFC 8899 §3 item 7).
+    if (this.spaces[APP].probes > 0) return 0;
+    const size = d.probeDue(now);
+    if (size === 0 || !this.cc.canSend(size) || size > this.amplificationBudget()) return 0;
+    return size;
+  }
+
+  /** A PING padded to `size` bytes, alone in its datagram (RFC 9000 §14.3.1, RFC 8899 §4.1). */
+  private buildPmtuProbe(size: number, now: number): Uint8Array {
+    if (this.scratch.length < size) this.scratch = new Uint8Array(size);
+    const buf = this.scratch;
+    const space = this.spaces[APP];
+    const pn = space.nextPn;
+    const pnLen = packetNumberLength(pn, this.loss.largestAcked(APP as PacketNumberSpace));
+    const w = new ByteWriter(buf, 0, size);
+    const pnOffset = writeShortHeader(w, {
+      dcid: this.dcid,
+      packetNumber: pn,
+      pnLength: pnLen,
+      keyPhase: this.appKeys?.phase ?? 0,
+      fixedBit: this.nextFixedBit(),
+    });
+    buf[w.pos] = FrameType.PING;
+    const payloadEnd = size - TAG;
+    buf.fill(0, w.pos + 1, payloadEnd); // PADDING
+    space.nextPn++;
+    const padding = payloadEnd - w.pos - 1;
+    this.sealPacket(
+      buf,
+      {
+        start: 0,
+        pnOffset,
+        payloadEnd,
+        space: APP,
+        pn,
+        frames: [{ k: "pmtu_probe", size }],
+        ackEliciting: true,
+        long: false,
+        zeroRtt: false,
+        qframes: this.qlog ? [{ kind: "ping" }, { kind: "padding", length: padding }] : undefined,
+      },
+      now,
+    );
+    this.pmtud!.onProbeSent(size);
+    this.bytesSent += size;
+    this.activePath.bytesSent += size;
+    this.counters.bytesSent += size;
+    return buf.slice(0, size);
+  }
+
+  /** RFC 9287 §3: once the peer sent grease_quic_bit, the fixed bit SHOULD be unpredictable. */
+  private nextFixedBit(): boolean {
+    if (!this.greaseFixedBit) return true;
+    let x = this.greaseState;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.greaseState = x >>> 0;
+    return (x & 0x100) !== 0;
+  }
+
   private resetIdleTimerOnSend(now: number): void {
-    // RFC 9000 §10.1: sending an ack-eliciting packet restarts the idle timer (if none since receipt).
+    // RFC 9000 §10.1: sending an ack-eliciting packet restarts the idle timer if no other
+    // ack-eliciting packet was sent since the last receipt — so PTO probes to a silent peer do
+    // not keep a dead connection alive.
+    if (this.ackElicitingSentSinceReceipt) return;
+    this.ackElicitingSentSinceReceipt = true;
     if (this.idleTimeout > 0)
       this.idleDeadline = Math.max(
         this.idleDeadline,

@@ -17,6 +17,14 @@ export class SendPart {
   stopCode: bigint | undefined;
   /** The peer was told everything (data and FIN acknowledged, or reset acknowledged). */
   done = false;
+  /**
+   * RESET_STREAM_AT (draft-ietf-quic-reliable-stream-reset): its error code, whether the frame
+   * must be sent (again), and whether the peer acknowledged the one with the smallest Reliable
+   * Size (`buffer.reliableSize`). Unlike `resetCode`, data below the Reliable Size still flows.
+   */
+  resetAtCode: bigint | undefined;
+  resetAtPending = false;
+  resetAtAcked = false;
 
   constructor(peerLimit: number) {
     this.flow = new SendFlowControl(peerLimit);
@@ -31,6 +39,11 @@ export class RecvPart {
   stopPending = false;
   /** RESET_STREAM error code received from the peer. */
   resetCode: bigint | undefined;
+  /**
+   * A RESET_STREAM_AT from the peer (smallest Reliable Size so far): the reset takes effect once
+   * the application has read the bytes below the Reliable Size.
+   */
+  resetAt: { code: bigint; finalSize: number; reliableSize: number } | undefined;
   maxStreamDataPending = false;
 
   constructor(window: number, maxWindow: number) {

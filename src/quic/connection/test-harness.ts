@@ -4,7 +4,7 @@
  */
 import { PacketType, splitCoalescedPackets } from "../packet-header.ts";
 import { generateDevCertificate } from "../tls/dev-certificate.ts";
-import type { ClientConnectionConfig, ServerConnectionConfig } from "./connection.ts";
+import type { ClientConnectionConfig, PathAddress, ServerConnectionConfig } from "./connection.ts";
 import { Connection } from "./connection.ts";
 
 export const T0 = Date.UTC(2026, 10, 23, 12, 0, 0);
@@ -50,6 +50,23 @@ export interface Link {
   jitter?: number;
   /** Drop a datagram when this returns true (`n` counts datagrams in that direction). */
   drop?: (to: "client" | "server", data: Uint8Array, n: number) => boolean;
+  /** Model addresses: the connections learn where datagrams come from and say where they go. */
+  addressing?: Addressing;
+}
+
+/**
+ * Addresses for path validation and migration tests (RFC 9000 §9). Datagrams carry the sender's
+ * address at the time they were sent; the server's datagrams reach the client only when they are
+ * sent to its address of the moment (a NAT drops what goes to a binding it retired), the client's
+ * reach the server only at one of its addresses.
+ */
+export interface Addressing {
+  /** The client's current address; it may change between calls (NAT rebinding, migration). */
+  client: () => PathAddress;
+  /** The server's addresses, by local socket index: [0] is where the client connects. */
+  server: readonly PathAddress[];
+  /** Datagrams that reached no one (sent to a stale or unknown address), by direction. */
+  misdelivered?: { client: number; server: number };
 }
 
 /** A deterministic PRNG (mulberry32). */
@@ -68,6 +85,10 @@ interface InFlight {
   at: number;
   to: "client" | "server";
   data: Uint8Array;
+  /** With addressing: the sender's address (the server's carries its socket as `local`). */
+  from?: PathAddress;
+  /** With addressing, to the client: the address the server sent to (a stale one loses it). */
+  dest?: PathAddress;
 }
 
 /**
@@ -77,7 +98,7 @@ interface InFlight {
 export function runPair(
   client: Connection,
   serverConfig: ServerConnectionConfig,
-  done: (server: Connection | undefined) => boolean,
+  done: (server: Connection | undefined, now: number) => boolean,
   link: Link = {},
   start = T0,
   limitMs = 60_000,
@@ -94,7 +115,36 @@ export function runPair(
   let linkFreeAt = start;
   const stats = { sent: 0, dropped: 0, corrupted: 0, duplicated: 0 };
   const counts = { client: 0, server: 0 };
-  const send = (to: "client" | "server", data: Uint8Array) => {
+  const addressing = link.addressing;
+  if (addressing && !addressing.misdelivered) addressing.misdelivered = { client: 0, server: 0 };
+  /** Where a datagram from `sender` is going, and from which address (undefined: nowhere). */
+  const route = (sender: Connection, to: "client" | "server"): PathAddress | undefined => {
+    if (!addressing) return undefined;
+    const dest = sender.transmitAddress;
+    if (to === "server") {
+      const target = dest ?? addressing.server[0];
+      const local = addressing.server.findIndex(
+        (a) => a.address === target.address && a.port === target.port,
+      );
+      if (local < 0) return undefined;
+      const c = addressing.client();
+      return local === 0 ? { address: c.address, port: c.port } : { address: c.address, port: c.port, local };
+    }
+    const s = addressing.server[dest?.local ?? 0];
+    return s ? { address: s.address, port: s.port } : undefined;
+  };
+  const send = (to: "client" | "server", data: Uint8Array, sender?: Connection) => {
+    let from: PathAddress | undefined;
+    let dest: PathAddress | undefined;
+    if (addressing && sender) {
+      from = route(sender, to);
+      if (!from) {
+        addressing.misdelivered![to]++;
+        return;
+      }
+      // The client's address is checked on arrival: a binding retired meanwhile loses it.
+      if (to === "client") dest = sender.transmitAddress;
+    }
     stats.sent++;
     if (link.drop?.(to, data, counts[to]++)) {
       stats.dropped++;
@@ -114,9 +164,9 @@ export function runPair(
       data[Math.floor(rnd() * data.length)] ^= 1 + Math.floor(rnd() * 255);
       stats.corrupted++;
     }
-    queue.push({ at, to, data });
+    queue.push({ at, to, data, from, dest });
     if (link.duplicate && rnd() < link.duplicate) {
-      queue.push({ at: at + 1, to, data: data.slice() });
+      queue.push({ at: at + 1, to, data: data.slice(), from, dest });
       stats.duplicated++;
     }
   };
@@ -124,10 +174,11 @@ export function runPair(
   let stuck = 0;
   for (let steps = 0; steps < 2_000_000; steps++) {
     // Flush everything both sides want to send now.
-    for (let d = client.pollTransmit(now); d; d = client.pollTransmit(now)) send("server", d);
+    for (let d = client.pollTransmit(now); d; d = client.pollTransmit(now)) send("server", d, client);
     const server = serverRef.server;
-    if (server) for (let d = server.pollTransmit(now); d; d = server.pollTransmit(now)) send("client", d);
-    if (done(serverRef.server)) return now;
+    if (server)
+      for (let d = server.pollTransmit(now); d; d = server.pollTransmit(now)) send("client", d, server);
+    if (done(serverRef.server, now)) return now;
     // Next event: a delivery or a timer.
     queue.sort((a, b) => a.at - b.at);
     let next = queue.length > 0 ? queue[0].at : Number.POSITIVE_INFINITY;
@@ -149,7 +200,15 @@ export function runPair(
           serverRef.server = acceptFirst(item.data, serverConfig, now);
           onServer?.(serverRef.server);
         }
-        serverRef.server.receive(item.data.slice(), now);
+        serverRef.server.receive(item.data.slice(), now, item.from);
+      } else if (item.from && addressing) {
+        const c = addressing.client();
+        const dest = item.dest;
+        if (dest && (dest.address !== c.address || dest.port !== c.port)) {
+          addressing.misdelivered!.client++;
+          continue;
+        }
+        client.receive(item.data.slice(), now, item.from);
       } else client.receive(item.data.slice(), now);
     }
     if ((client.nextTimeout() ?? Number.POSITIVE_INFINITY) <= now) client.handleTimeout(now);

@@ -253,3 +253,42 @@ describe("SendBuffer", () => {
     expect(sb.bufferedBytes).toBe(96_000);
   });
 });
+
+describe("SendBuffer.resetAt (RESET_STREAM_AT, reliable-stream-reset §5)", () => {
+  it("sends and retransmits only below the Reliable Size, never a FIN", () => {
+    const b = new SendBuffer();
+    b.write(new Uint8Array(100).fill(7));
+    b.finish();
+    const first = b.nextChunk(30)!;
+    expect(first.offset).toBe(0);
+    expect(first.data.length).toBe(30);
+    b.resetAt(60);
+    expect(b.reliableSize).toBe(60);
+    // New data stops at 60 and carries no FIN.
+    const next = b.nextChunk(1000)!;
+    expect(next.offset).toBe(30);
+    expect(next.data.length).toBe(30);
+    expect(next.fin).toBe(false);
+    expect(b.nextChunk(1000)).toBeNull();
+    expect(b.hasDataToSend()).toBe(false);
+    // A loss below the Reliable Size is sent again; above it, not.
+    b.onLost(20, 40, false);
+    const again = b.nextChunk(1000)!;
+    expect([again.offset, again.data.length]).toEqual([20, 40]);
+    expect(b.nextChunk(1000)).toBeNull();
+    b.onAcked(0, 60, false);
+    expect(b.ackedOffset).toBe(60);
+  });
+
+  it("may lower the Reliable Size but never raise it; rejects sizes past the data written", () => {
+    const b = new SendBuffer();
+    b.write(new Uint8Array(50));
+    b.resetAt(40);
+    b.resetAt(45);
+    expect(b.reliableSize).toBe(40);
+    b.resetAt(10);
+    expect(b.reliableSize).toBe(10);
+    expect(() => b.resetAt(-1)).toThrow(QuicUsageError);
+    expect(() => new SendBuffer().resetAt(1)).toThrow(QuicUsageError);
+  });
+});

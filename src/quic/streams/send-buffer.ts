@@ -68,6 +68,8 @@ export class SendBuffer {
   private finAcked = false;
   private finLost = false;
   private _reset = false;
+  /** RESET_STREAM_AT: only bytes below this are still sent (Infinity when not reset that way). */
+  private _reliableSize = Number.POSITIVE_INFINITY;
 
   /** Total bytes written (the final size once finished). */
   get writeOffset(): number {
@@ -156,13 +158,40 @@ export class SendBuffer {
   }
 
   /**
+   * RESET_STREAM_AT (draft-ietf-quic-reliable-stream-reset §5): the bytes below `reliableSize`
+   * are still delivered — sent, and sent again when lost — and nothing above it is sent (again);
+   * no FIN follows. A later call may only lower the size (§5.2: it MUST NOT increase).
+   */
+  resetAt(reliableSize: number): void {
+    if (this._reset) throw new QuicUsageError("RESET_STREAM_AT after reset");
+    if (!Number.isInteger(reliableSize) || reliableSize < 0 || reliableSize > this._writeOffset)
+      throw new QuicUsageError(
+        `reliable size ${reliableSize} outside the ${this._writeOffset} bytes written`,
+      );
+    if (reliableSize >= this._reliableSize) return;
+    this._reliableSize = reliableSize;
+    this.lost.remove(reliableSize, Math.max(reliableSize, this._sentOffset));
+    this.finLost = false;
+  }
+
+  /** The Reliable Size of a RESET_STREAM_AT, Infinity when none. */
+  get reliableSize(): number {
+    return this._reliableSize;
+  }
+
+  /** End of what may still be sent: everything written, or up to a RESET_STREAM_AT's Reliable Size. */
+  private get sendEnd(): number {
+    return this._reliableSize < this._writeOffset ? this._reliableSize : this._writeOffset;
+  }
+
+  /**
    * Whether {@link nextChunk} would return something: lost data, new data within `flowLimit`, or
    * a FIN to (re)send.
    */
   hasDataToSend(flowLimit: number = Number.POSITIVE_INFINITY): boolean {
     if (this._reset) return false;
     if (!this.lost.isEmpty) return true;
-    if (this._sentOffset < this._writeOffset) return this._sentOffset < flowLimit;
+    if (this._sentOffset < this.sendEnd) return this._sentOffset < flowLimit;
     return this.finPending();
   }
 
@@ -171,7 +200,7 @@ export class SendBuffer {
    * (RFC 9000 §4.1).
    */
   isBlocked(flowLimit: number): boolean {
-    return !this._reset && this._sentOffset < this._writeOffset && this._sentOffset >= flowLimit;
+    return !this._reset && this._sentOffset < this.sendEnd && this._sentOffset >= flowLimit;
   }
 
   /**
@@ -201,7 +230,7 @@ export class SendBuffer {
       return fill(out, s, this.slice(s, e), fin, true);
     }
     const s = this._sentOffset;
-    const e = Math.min(this._writeOffset, flowLimit, s + Math.max(0, maxBytes));
+    const e = Math.min(this.sendEnd, flowLimit, s + Math.max(0, maxBytes));
     if (e > s) {
       this._sentOffset = e;
       let fin = false;
@@ -253,12 +282,18 @@ export class SendBuffer {
     if (this._reset) return;
     if (fin && !this.finAcked) this.finLost = true;
     const start = Math.max(offset, this._ackedOffset);
-    const end = Math.min(offset + length, this._sentOffset);
+    // Above a RESET_STREAM_AT's Reliable Size nothing is sent again (§5: SHOULD NOT).
+    const end = Math.min(offset + length, this._sentOffset, this._reliableSize);
     if (start < end) this.lost.addExcept(start, end, this.acked);
   }
 
   private finPending(): boolean {
-    return this.finWritten && !this.finAcked && (!this.finSent || this.finLost);
+    return (
+      this.finWritten &&
+      !this.finAcked &&
+      (!this.finSent || this.finLost) &&
+      this._reliableSize === Number.POSITIVE_INFINITY
+    );
   }
 
   private appendStaged(data: Uint8Array): void {

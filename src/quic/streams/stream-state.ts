@@ -280,9 +280,14 @@ export function checkPeerStreamFrame(
   }
 }
 
-/** STREAM, RESET_STREAM, STREAM_DATA_BLOCKED: frames of the sending peer, for our receiving part. */
+/** STREAM, RESET_STREAM(_AT), STREAM_DATA_BLOCKED: frames of the sending peer, for our receiving part. */
 function isSenderFrame(t: number): boolean {
-  return (t >= 0x08 && t <= 0x0f) || t === FrameType.RESET_STREAM || t === FrameType.STREAM_DATA_BLOCKED;
+  return (
+    (t >= 0x08 && t <= 0x0f) ||
+    t === FrameType.RESET_STREAM ||
+    t === FrameType.RESET_STREAM_AT ||
+    t === FrameType.STREAM_DATA_BLOCKED
+  );
 }
 
 /** STOP_SENDING, MAX_STREAM_DATA: frames of the receiving peer, for our sending part. */

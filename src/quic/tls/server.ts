@@ -93,6 +93,13 @@ export interface TlsServerConfig extends TlsCommonConfig {
   };
   readonly tickets?: TlsServerTicketConfig;
   readonly signatureSchemes?: readonly number[];
+  /**
+   * Called (synchronously) with the client's encoded quic_transport_parameters before any reply
+   * to its ClientHello; returns ours, replacing `transportParameters` — for values that depend on
+   * the client's, like the version chosen by compatible version negotiation (RFC 9368 §2.3). May
+   * throw a QuicError to refuse the client's parameters.
+   */
+  readonly transportParametersFor?: (clientParameters: Uint8Array) => Uint8Array;
 }
 
 type ServerState =
@@ -121,6 +128,8 @@ export class TlsServer extends TlsEndpoint {
   private clientPublicKey: KeyObject | undefined;
   private offeredClientSchemes: readonly number[] = [];
   private ticketsSent = 0;
+  /** Our transport parameters as `transportParametersFor` returned them. */
+  private ownTransportParameters: Uint8Array | undefined;
   /** SNI the client sent, if any. */
   serverName: string | undefined;
   /** Whether the handshake resumed a session from a ticket. */
@@ -212,6 +221,9 @@ export class TlsServer extends TlsEndpoint {
     // RFC 9001 §8.2: missing quic_transport_parameters → missing_extension.
     if (!tp)
       throw new TlsError(AlertDescription.missing_extension, "client sent no quic_transport_parameters");
+    // RFC 9368 §2.3: what the server sends may depend on the client's (the chosen version).
+    if (this.config.transportParametersFor)
+      this.ownTransportParameters = this.config.transportParametersFor(tp.parameters);
     const groupsExt = findExtension(ch.extensions, ExtensionType.supported_groups);
     const keyShareExt = findExtension(ch.extensions, ExtensionType.key_share);
     // We only do (EC)DHE and psk_dhe_ke: both extensions are required (RFC 9846 §9.2).
@@ -377,7 +389,10 @@ export class TlsServer extends TlsEndpoint {
     // EncryptedExtensions.
     const ee: EncryptedExtension[] = [
       { type: ExtensionType.application_layer_protocol_negotiation, protocols: [asciiBytes(alpn)] },
-      { type: ExtensionType.quic_transport_parameters, parameters: this.config.transportParameters },
+      {
+        type: ExtensionType.quic_transport_parameters,
+        parameters: this.ownTransportParameters ?? this.config.transportParameters,
+      },
     ];
     if (this.earlyDataAccepted) ee.push({ type: ExtensionType.early_data });
     this.sendHandshakeMessage(

@@ -2,9 +2,13 @@
 //! server on quinn 0.9 / rustls 0.20, for purequic's interop suite.
 //!
 //! Server: `quinn-peer server --listen ADDR:PORT --cert PEM --key PEM --root DIR
-//!          [--retry] [--chacha20] [--max-streams N] [-v]`
+//!          [--retry] [--chacha20] [--max-streams N] [--early-data] [-v]`
 //! Client: `quinn-peer client (--insecure | --ca PEM) [--server-name NAME]
-//!          [--output DIR] [--chacha20] [--timeout SECS] [-v] URL...`
+//!          [--output DIR] [--chacha20] [--timeout SECS] [--resume | --zerortt] [-v] URL...`
+//!
+//! The server always issues session tickets; --early-data accepts 0-RTT. With --resume the client
+//! fetches the first URL on a first connection, waits for its ticket, then the others on a
+//! second (resumed) connection; --zerortt sends the second connection's requests in 0-RTT.`
 //!
 //! Protocol: per file, the client opens a bidirectional stream, writes
 //! `GET /path\r\n` and FINs; the server answers with the file's bytes and FIN,
@@ -37,16 +41,21 @@ const FILE_CHUNK: usize = 256 * 1024;
 const USAGE: &str = "\
 usage:
   quinn-peer server --listen ADDR:PORT --cert PEM --key PEM --root DIR
-                    [--retry] [--chacha20] [--max-streams N] [-v]
+                    [--retry] [--chacha20] [--max-streams N] [--early-data] [-v]
   quinn-peer client (--insecure | --ca PEM) [--server-name NAME] [--output DIR]
-                    [--chacha20] [--timeout SECS] [-v] https://HOST:PORT/path...
+                    [--chacha20] [--timeout SECS] [--resume | --zerortt] [-v]
+                    https://HOST:PORT/path...
 
   ALPN is hq-interop. SSLKEYLOGFILE=FILE writes TLS secrets (NSS key log format).
   server: --listen with port 0 picks a free port; the server prints
           'listening on ADDR:PORT' on stdout once it is ready.
   client: all URLs must name the same HOST:PORT; they are fetched concurrently
           on one connection. Without --output the bodies are counted and dropped.
-          Exit 0 only if all files arrived; prints one 'RESULT ...' line.";
+          Exit 0 only if all files arrived; prints one 'RESULT ...' line.
+  server: issues session tickets; --early-data accepts 0-RTT.
+  client: --resume: first URL on a first connection, the others on a second one
+          resumed with its ticket; --zerortt: the second one's requests in 0-RTT
+          (prints 'RESUMPTION used_0rtt=0|1').";
 
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 
@@ -73,6 +82,7 @@ struct ServerArgs {
     root: PathBuf,
     retry: bool,
     chacha20: bool,
+    early_data: bool,
     max_streams: u32,
 }
 
@@ -83,6 +93,8 @@ struct ClientArgs {
     output: Option<PathBuf>,
     chacha20: bool,
     timeout: Duration,
+    resume: bool,
+    zerortt: bool,
     urls: Vec<String>,
 }
 
@@ -96,6 +108,7 @@ fn take_value(args: &mut std::vec::IntoIter<String>, flag: &str) -> String {
 fn parse_server(argv: Vec<String>) -> ServerArgs {
     let (mut listen, mut cert, mut key, mut root) = (None, None, None, None);
     let (mut retry, mut chacha20, mut max_streams) = (false, false, 100u32);
+    let mut early_data = false;
     let mut it = argv.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -110,6 +123,7 @@ fn parse_server(argv: Vec<String>) -> ServerArgs {
             "--key" => key = Some(PathBuf::from(take_value(&mut it, &a))),
             "--root" => root = Some(PathBuf::from(take_value(&mut it, &a))),
             "--retry" => retry = true,
+            "--early-data" => early_data = true,
             "--chacha20" => chacha20 = true,
             "--max-streams" => {
                 let v = take_value(&mut it, &a);
@@ -132,6 +146,7 @@ fn parse_server(argv: Vec<String>) -> ServerArgs {
         root: root.unwrap_or_else(|| usage_exit("server needs --root")),
         retry,
         chacha20,
+        early_data,
         max_streams,
     }
 }
@@ -144,6 +159,8 @@ fn parse_client(argv: Vec<String>) -> ClientArgs {
         output: None,
         chacha20: false,
         timeout: Duration::from_secs(60),
+        resume: false,
+        zerortt: false,
         urls: Vec::new(),
     };
     let mut it = argv.into_iter();
@@ -154,6 +171,8 @@ fn parse_client(argv: Vec<String>) -> ClientArgs {
             "--server-name" => c.server_name = Some(take_value(&mut it, &a)),
             "--output" | "-o" => c.output = Some(PathBuf::from(take_value(&mut it, &a))),
             "--chacha20" => c.chacha20 = true,
+            "--resume" => c.resume = true,
+            "--zerortt" => c.zerortt = true,
             "--timeout" => {
                 let v = take_value(&mut it, &a);
                 let secs: f64 = v
@@ -176,7 +195,31 @@ fn parse_client(argv: Vec<String>) -> ClientArgs {
     if c.insecure == c.ca.is_some() {
         usage_exit("client needs exactly one of --insecure and --ca PEM");
     }
+    if (c.resume || c.zerortt) && c.urls.len() < 2 {
+        usage_exit("--resume and --zerortt need at least 2 URLs");
+    }
     c
+}
+
+/// rustls' in-memory session cache, counting the session tickets stored (keys "session...").
+struct TicketStore {
+    inner: Arc<dyn rustls::client::StoresClientSessions>,
+    tickets: std::sync::atomic::AtomicUsize,
+}
+
+impl rustls::client::StoresClientSessions for TicketStore {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        let ticket = key.starts_with(b"session");
+        let stored = self.inner.put(key, value);
+        if stored && ticket {
+            self.tickets.fetch_add(1, Ordering::SeqCst);
+        }
+        stored
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.inner.get(key)
+    }
 }
 
 /// "HOST:PORT" or "[V6]:PORT" -> first socket address, IPv4 preferred.
@@ -273,7 +316,9 @@ async fn run_server(a: ServerArgs) -> Result<()> {
         .with_single_cert(certs, key)
         .context("certificate / key")?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
-    tls.max_early_data_size = u32::MAX; // accept 0-RTT
+    if a.early_data {
+        tls.max_early_data_size = u32::MAX; // accept 0-RTT (quinn wants exactly u32::MAX)
+    }
     tls.key_log = Arc::new(rustls::KeyLogFile::new());
 
     let mut transport = quinn::TransportConfig::default();
@@ -479,6 +524,11 @@ async fn run_client(a: ClientArgs) -> Result<bool> {
     tls.alpn_protocols = vec![ALPN.to_vec()];
     tls.enable_early_data = true;
     tls.key_log = Arc::new(rustls::KeyLogFile::new());
+    let store = Arc::new(TicketStore {
+        inner: rustls::client::ClientSessionMemoryCache::new(16),
+        tickets: std::sync::atomic::AtomicUsize::new(0),
+    });
+    tls.session_storage = store.clone();
 
     let mut transport = quinn::TransportConfig::default();
     transport.max_idle_timeout(Some(Duration::from_secs(30).try_into()?));
@@ -506,23 +556,70 @@ async fn run_client(a: ClientArgs) -> Result<bool> {
             .with_context(|| format!("handshake with {remote}"))?;
         let handshake = start.elapsed();
         vlog!("connected to {remote} in {handshake:?}");
-        let mut tasks = Vec::new();
-        for path in targets.iter().cloned() {
-            let conn = conn.clone();
-            let out = a.output.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut bytes = 0u64;
-                let result = fetch(&conn, &path, out.as_deref(), &mut bytes).await;
-                Outcome {
-                    path,
-                    bytes,
-                    result,
-                }
-            }));
-        }
+        let fetch_all = |conn: &quinn::Connection, paths: &[String]| {
+            let mut tasks = Vec::new();
+            for path in paths.iter().cloned() {
+                let conn = conn.clone();
+                let out = a.output.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut bytes = 0u64;
+                    let result = fetch(&conn, &path, out.as_deref(), &mut bytes).await;
+                    Outcome {
+                        path,
+                        bytes,
+                        result,
+                    }
+                }));
+            }
+            tasks
+        };
         let mut outcomes = Vec::new();
-        for t in tasks {
-            outcomes.push(t.await?);
+        let mut conn = conn;
+        if a.resume || a.zerortt {
+            // First connection: the first file, then wait for the session ticket (bounded).
+            for t in fetch_all(&conn, &targets[..1]) {
+                outcomes.push(t.await?);
+            }
+            for _ in 0..500 {
+                if store.tickets.load(Ordering::SeqCst) > 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if store.tickets.load(Ordering::SeqCst) == 0 {
+                eprintln!("quinn-peer: no session ticket within 5 s");
+            }
+            conn.close(0u32.into(), b"done");
+            let connecting = endpoint.connect(remote, &server_name).context("connect")?;
+            if a.zerortt {
+                match connecting.into_0rtt() {
+                    Ok((early, accepted)) => {
+                        let tasks = fetch_all(&early, &targets[1..]);
+                        let used = accepted.await;
+                        println!("RESUMPTION used_0rtt={}", used as u8);
+                        for t in tasks {
+                            outcomes.push(t.await?);
+                        }
+                        conn = early;
+                    }
+                    Err(connecting) => {
+                        println!("RESUMPTION used_0rtt=0 (no 0-RTT possible)");
+                        conn = connecting.await.context("second handshake")?;
+                        for t in fetch_all(&conn, &targets[1..]) {
+                            outcomes.push(t.await?);
+                        }
+                    }
+                }
+            } else {
+                conn = connecting.await.context("second handshake")?;
+                for t in fetch_all(&conn, &targets[1..]) {
+                    outcomes.push(t.await?);
+                }
+            }
+        } else {
+            for t in fetch_all(&conn, &targets) {
+                outcomes.push(t.await?);
+            }
         }
         let elapsed = start.elapsed();
         conn.close(0u32.into(), b"done");

@@ -1,0 +1,32 @@
+import { describe, expect, it } from "vitest";
+import { Connection } from "./connection.ts";
+import { clientConfig, runPair, serverConfig, T0 } from "./test-harness.ts";
+
+describe("idle timeout while probing a silent peer (RFC 9000 §10.1)", () => {
+  it("PTO probes do not push the idle deadline: only the first ack-eliciting send after a receipt does", () => {
+    const client = Connection.connect(clientConfig({ transport: { maxIdleTimeout: 2000 } }), T0);
+    const ref: { server?: Connection } = {};
+    const sc = serverConfig({ transport: { maxIdleTimeout: 2000 } });
+    const t = runPair(
+      client,
+      sc,
+      (s) => !!s?.isHandshakeConfirmed && client.isHandshakeConfirmed,
+      {},
+      T0,
+      10_000,
+      undefined,
+      ref,
+    );
+    expect(client.isHandshakeConfirmed).toBe(true);
+    // From now on the server hears nothing and says nothing; the client keeps probing.
+    const id = client.openStream(true)!;
+    client.write(id, new Uint8Array(100), true);
+    const end = runPair(client, sc, () => client.isClosed, { drop: () => true }, t, 60_000, undefined, ref);
+    expect(client.isClosed).toBe(true);
+    expect(client.reason).toEqual({ kind: "idle-timeout" });
+    // The deadline is 2 s (at least 3 PTOs, a few tens of ms here) after the last packet received
+    // or the first probe after it; probes every 2^n PTOs would otherwise keep renewing it.
+    expect(end - t).toBeGreaterThanOrEqual(2000);
+    expect(end - t).toBeLessThan(2100);
+  });
+});

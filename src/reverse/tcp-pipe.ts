@@ -1,0 +1,96 @@
+/**
+ * Joins a TCP socket and a quic-reverse data stream, both directions, with backpressure on each
+ * side and half-close carried through (TCP end ↔ FIN). An error on either side resets the other.
+ */
+import type { Socket } from "node:net";
+import type { ReverseRecvStream, ReverseSendStream } from "./connection.ts";
+
+/** Application error code for a tunnelled stream abandoned because its TCP side failed. */
+export const TUNNEL_ABORTED = 0x2;
+
+/** Resolves once both directions ended (cleanly or not); never rejects. */
+export function pipeSocketToStream(
+  socket: Socket,
+  send: ReverseSendStream,
+  recv: ReverseRecvStream,
+): Promise<{ bytesIn: number; bytesOut: number; ok: boolean }> {
+  let bytesIn = 0; // TCP → stream
+  let bytesOut = 0; // stream → TCP
+  let ok = true;
+  let failed = false;
+  const fail = () => {
+    if (failed) return;
+    failed = true;
+    ok = false;
+    try {
+      send.reset(TUNNEL_ABORTED);
+      recv.stop(TUNNEL_ABORTED);
+    } catch {
+      // connection gone
+    }
+    socket.destroy();
+  };
+
+  const upstream = new Promise<void>((resolve) => {
+    const onData = (chunk: Buffer) => {
+      bytesIn += chunk.length;
+      socket.pause();
+      send.write(chunk).then(
+        () => socket.resume(),
+        () => {
+          fail();
+          resolve();
+        },
+      );
+    };
+    socket.on("data", onData);
+    socket.once("end", () => {
+      send.finish().then(resolve, () => {
+        fail();
+        resolve();
+      });
+    });
+    socket.once("close", (hadError) => {
+      if (hadError) fail();
+      resolve();
+    });
+    socket.on("error", () => fail());
+  });
+
+  const downstream = (async () => {
+    try {
+      for (;;) {
+        const chunk = await recv.read();
+        if (chunk === null) break;
+        bytesOut += chunk.length;
+        // The chunk may be a view into the stream's buffer: copy before the socket keeps it.
+        if (!socket.write(Buffer.from(chunk))) {
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              socket.off("drain", done);
+              socket.off("close", done);
+              resolve();
+            };
+            socket.on("drain", done);
+            socket.on("close", done);
+          });
+          if (socket.destroyed) throw new Error("socket closed");
+        }
+      }
+      if (!socket.destroyed) socket.end();
+    } catch {
+      fail();
+    }
+  })();
+
+  return Promise.all([upstream, downstream]).then(() => {
+    if (socket.readyState !== "closed" && !socket.destroyed) {
+      // Both directions ended: wait for the socket to close (end sent and received).
+      return new Promise<{ bytesIn: number; bytesOut: number; ok: boolean }>((resolve) => {
+        socket.once("close", () => resolve({ bytesIn, bytesOut, ok }));
+        if (socket.destroyed) resolve({ bytesIn, bytesOut, ok });
+      });
+    }
+    return { bytesIn, bytesOut, ok };
+  });
+}
