@@ -8,12 +8,27 @@
  * in BENCHES below.
  */
 import { cryptoBench } from "./crypto.ts";
+import { datagramsBench } from "./datagrams.ts";
 import { framesBench } from "./frames.ts";
+import { h3Bench } from "./h3.ts";
+import { handshakesBench } from "./handshakes.ts";
 import { type Bench, parseBenchArgs } from "./harness.ts";
+import { memoryBench } from "./memory.ts";
 import { reverseBench } from "./reverse.ts";
+import { streamsBench } from "./streams.ts";
 import { transferBench } from "./transfer.ts";
 
-const BENCHES: readonly Bench[] = [cryptoBench, framesBench, transferBench, reverseBench];
+const BENCHES: readonly Bench[] = [
+  cryptoBench,
+  framesBench,
+  transferBench,
+  reverseBench,
+  handshakesBench,
+  streamsBench,
+  memoryBench,
+  datagramsBench,
+  h3Bench,
+];
 
 const opts = parseBenchArgs();
 const unknown = opts.names.filter((n) => !BENCHES.some((b) => b.name === n));

@@ -14,14 +14,16 @@
  *     purequic fetch → peer server    concurrent POST uploads echoed (+ request trailers); GETs
  *     peer client → serveH3           concurrent POST uploads echoed
  *   Chromium (headless, playwright-core) → serveH3:
- *     page, 50 MiB download, uploads (buffered and streamed), 30 concurrent requests, 404; every
- *     resource's nextHopProtocol is "h3"
+ *     page, 50 MiB download, uploads (buffered and streamed), 30 concurrent requests, 404, bodies
+ *     whose FIN comes 300 ms late; every resource's nextHopProtocol is "h3". Responses whose
+ *     trailers come 300 ms late are counted, not checked: Chromium's bug (below)
  *
  * What the peers' tools cannot do is said in the table's notes (docs/INTEROP.md): gtlsserver
  * answers any method with the file at the path and does not print request trailers; quic-go's
  * interop endpoints only GET (http.FileServer); quic-go 0.29's http3 has no trailers; Chromium's
- * fetch() sends no request trailers, does not expose response trailers, and fails intermittently
- * on a response that carries them (so none is sent to it).
+ * fetch() sends no request trailers and does not expose response trailers, and Chromium 156 fails
+ * a response whose trailers arrive while its read of the (fully delivered) body is pending: a
+ * Chromium bug, the evidence is in the notes (issue 7).
  *
  * purequic offers and accepts only ALPN "h3" here. The quic-go interop endpoints need the runner's
  * layout (/certs, /www, /downloads, /logs, port 443): as in interop/peers/selftest.sh they run in
@@ -178,6 +180,8 @@ const { serveH3 } = await import("../src/h3/server.ts");
 const { createH3Fetch } = await import("../src/h3/client.ts");
 const serverStats = { active: 0, maxActive: 0, uploads: 0 };
 const PAGE = "<!doctype html><title>h3</title><p id=p>hello from purequic</p>";
+const LATE_BODY = new Uint8Array(65536).fill(0x61);
+const LATE_MS = 300;
 const quicServer = await listen({
   host: "127.0.0.1",
   port: 0,
@@ -202,7 +206,7 @@ const libServer = serveH3(
           "x-upload-bytes": String(body.length),
         };
         for (const [n, v] of requestTrailers) headers[`x-request-trailer-${n}`] = v;
-        // Trailers only under /echo-trailers/: Chromium is not sent any (see the notes).
+        // Trailers only under /echo-trailers/: Chromium fails on them (see the notes).
         if (!path.startsWith("/echo-trailers/")) return new Response(body, { headers });
         return Object.assign(new Response(body, { headers }), { trailers: { "x-body-sha256": digest } });
       } finally {
@@ -210,6 +214,25 @@ const libServer = serveH3(
       }
     }
     if (path === "/") return new Response(PAGE, { headers: { "content-type": "text/html" } });
+    // For Chromium's trailers bug (see the notes): the body, then after LATE_MS either trailers
+    // with the FIN or a bare FIN (the control).
+    if (path.startsWith("/late-trailers/"))
+      return Object.assign(new Response(LATE_BODY), {
+        trailers: async () => {
+          await new Promise((r) => setTimeout(r, LATE_MS));
+          return { "x-late": path };
+        },
+      });
+    if (path.startsWith("/late-fin/"))
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          async pull(c) {
+            c.enqueue(LATE_BODY);
+            await new Promise((r) => setTimeout(r, LATE_MS));
+            c.close();
+          },
+        }),
+      );
     const data = contents.get(path.slice(1));
     if (data === undefined) return null;
     return new Response(data, {
@@ -690,6 +713,12 @@ const PAGE_SCRIPT = `(async () => {
   out.many = many.every(Boolean);
   step = "404";
   out.missing = (await fetch("/missing")).status;
+  step = "late FIN / late trailers";
+  const late = (kind) => Promise.all(Array.from({ length: 3 }, (_, i) =>
+    fetch("/" + kind + "/" + i).then((res) => res.arrayBuffer())
+      .then((b) => b.byteLength === 65536 ? "ok" : "body of " + b.byteLength, (e) => String(e))));
+  out.lateFin = await late("late-fin");
+  out.lateTrailers = await late("late-trailers");
   out.text = document.getElementById("p")?.textContent ?? null;
   out.protocols = [...new Set(performance.getEntriesByType("resource")
     .concat(performance.getEntriesByType("navigation")).map((e) => e.nextHopProtocol))];
@@ -739,6 +768,8 @@ if (!wanted("chromium")) {
           streamedOk: boolean | string;
           many: boolean;
           missing: number;
+          lateFin: string[];
+          lateTrailers: string[];
           protocols: string[];
           resources: number;
           error?: string;
@@ -751,8 +782,15 @@ if (!wanted("chromium")) {
         if (r.streamedOk !== true) throw new Error(`streamed POST: ${r.streamedOk}`);
         if (!r.many) throw new Error("30 concurrent POSTs: wrong bodies");
         if (r.missing !== 404) throw new Error(`missing file gave ${r.missing}`);
+        // The control: a body whose FIN comes LATE_MS later is read to the end.
+        if (r.lateFin.some((x) => x !== "ok")) throw new Error(`late FIN: ${r.lateFin.join(", ")}`);
+        // Chromium's bug (see the notes): recorded, not failed on; a body read short would be ours.
+        const lateBad = r.lateTrailers.filter((x) => x !== "ok");
+        if (lateBad.some((x) => x.startsWith("body of")))
+          throw new Error(`late trailers: ${lateBad.join(", ")}`);
+        const lateNote = `${r.lateTrailers.length - lateBad.length} of ${r.lateTrailers.length} read${lateBad.length > 0 ? `, ${lateBad.length} × ${[...new Set(lateBad)].join(" / ")} (Chromium's bug, see the notes)` : ""}`;
         if (r.protocols.join() !== "h3") throw new Error(`protocols used: ${r.protocols.join()}`);
-        return `page; ${MiB(r.bigBytes)} download sha-256 ok; 1 MiB POST echo, buffered and streamed (duplex: "half"); 30 concurrent POSTs (${serverStats.maxActive} at once on the server); 404; nextHopProtocol h3 for all ${r.resources + 1} entries`;
+        return `page; ${MiB(r.bigBytes)} download sha-256 ok; 1 MiB POST echo, buffered and streamed (duplex: "half"); 30 concurrent POSTs (${serverStats.maxActive} at once on the server); 404; 64 KiB body with its FIN ${LATE_MS} ms late: 3 of 3 read; with trailers ${LATE_MS} ms late: ${lateNote}; nextHopProtocol h3 for all ${r.resources + 1} entries`;
       } finally {
         await browser.close();
       }
@@ -796,11 +834,29 @@ if (!values["no-write"] && only === undefined) {
     "file at the path and does not print the request trailers it receives (their acceptance is all that is",
     "checked); quic-go 0.29's interop endpoints only GET (http.FileServer and a GET-only client), so uploads go",
     "through our quicgo-h3-peer on its http3 package, which has no trailers (it skips request trailers, sends none);",
-    "Chromium's fetch() sends no request trailers and does not expose response trailers, and Chromium 156 fails",
-    "intermittently (`TypeError: Failed to fetch`) on a response that carries trailers: its net log shows them read",
-    "(`QUIC_CHROMIUM_CLIENT_STREAM_READ_RESPONSE_TRAILERS`, fin) and then `ERR_CONNECTION_CLOSED` while the body is",
-    "read (8 of 12 GETs of 100 kB + trailers; 6 of 6 when the trailers follow the body 300 ms later),",
-    "so the Chromium case is sent none.",
+    "Chromium's fetch() sends no request trailers and does not expose response trailers.",
+    "",
+    "Chromium 156 fails a response with trailers (`TypeError: Failed to fetch`, net error -100 ERR_CONNECTION_CLOSED)",
+    "when the trailers arrive while its read of the body is pending. This is Chromium's bug, not purequic's.",
+    "Checked with purequic's qlog, a tshark capture decrypted with SSLKEYLOGFILE, and Chromium's `--log-net-log`.",
+    "The response follows RFC 9114 §4.1: HEADERS, one DATA frame with the whole body, then the trailing HEADERS",
+    "frame (e.g. `01 04 05 81 10 11`) with the FIN. There is no RESET_STREAM, STOP_SENDING or CONNECTION_CLOSE.",
+    "The trailer section's QPACK references are two post-base dynamic entries. Their inserts on our encoder stream",
+    "go in the same packet, and our table capacity (4096) is below the 65536 Chromium advertises.",
+    "Chromium decodes the section (`HTTP3_HEADERS_DECODED`, then `QUIC_CHROMIUM_CLIENT_STREAM_READ_RESPONSE_TRAILERS`",
+    "with fin) after its URL request has been given every body byte (`URL_REQUEST_JOB_FILTERED_BYTES_READ` adds up",
+    "to 100000 of 100000).",
+    "The failing requests are exactly those whose URL request had already read the whole body and had a further",
+    "`HTTP_TRANSACTION_READ_BODY` pending when the trailers were delivered. That read ends with net_error -100.",
+    "Chromium's net/quic source (read in a copy of an older version) explains it:",
+    "`QuicHttpStream::OnReadTrailingHeadersComplete` sees `IsDoneReading()` and calls `OnFinRead()`. That closes the",
+    "stream, whose sending side is already finished. `QuicChromiumClientStream::Handle::OnClose` then turns a clean",
+    "close into ERR_CONNECTION_CLOSED and runs the pending read callback with it instead of end-of-body.",
+    "Measured on GETs of 100 kB (fetch() and the page's favicon request). With the trailers sent right after the",
+    "body, 5 of 13 failed: all five with that signature, and none of the other eight had it. With the trailers",
+    "300 ms after the body, 7 of 7 failed. Without trailers, 0 of 13 failed. With a bare FIN 300 ms after the",
+    "body, 0 of 7 failed.",
+    "The Chromium case above checks the late-FIN control and only counts the late-trailers fetches.",
     "<!-- interop:h3:end -->",
   ].join("\n");
   let text = existsSync(doc) ? readFileSync(doc, "utf8") : "# Interoperability\n\n";

@@ -776,8 +776,18 @@ const { values } = parseArgs({
 
 const peers = peersEnv();
 const impls: Impl[] = [];
-if (peers.QUINN_PEER) impls.push(ourPeer("quinn", "0.9.3", peers.QUINN_PEER, {}));
-if (peers.QUICGO_PEER) impls.push(ourPeer("quic-go", "0.29.0", peers.QUICGO_PEER, {}));
+if (peers.QUINN_PEER)
+  impls.push(
+    ourPeer("quinn", "0.9.3", peers.QUINN_PEER, {
+      v2: "quinn-proto 0.9.2 speaks v1 and drafts only (DEFAULT_SUPPORTED_VERSIONS), not QUIC v2",
+    }),
+  );
+if (peers.QUICGO_PEER)
+  impls.push(
+    ourPeer("quic-go", "0.29.0", peers.QUICGO_PEER, {
+      v2: "quic-go 0.29's Version2 is draft-ietf-quic-v2's 0x709a50c4, not RFC 9369's 0x6b3343cf",
+    }),
+  );
 if (peers.NGTCP2_CLIENT && peers.NGTCP2_SERVER) impls.push(ngtcp2(peers.NGTCP2_CLIENT, peers.NGTCP2_SERVER));
 // chroot jails and UDP port 443: root only.
 if (peers.QUICGO_INTEROP_CLIENT && peers.QUICGO_INTEROP_SERVER && process.getuid?.() === 0)

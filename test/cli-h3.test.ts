@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -68,5 +68,22 @@ describe("purequic server / get over HTTP/3", () => {
         `https://localhost:${port}/missing`,
       ]),
     ).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining("404") });
+  }, 30_000);
+
+  it("exits 1 on a missing file over hq-interop (stream reset) and leaves no file behind", async () => {
+    const out = mkdtempSync(join(dir, "dl-"));
+    await expect(
+      run(bin, [
+        "get",
+        "-q",
+        "--insecure",
+        "--alpn",
+        "hq-interop",
+        "--output",
+        out,
+        `https://localhost:${port}/missing`,
+      ]),
+    ).rejects.toMatchObject({ code: 1 });
+    expect(readdirSync(out)).toEqual([]);
   }, 30_000);
 });

@@ -84,6 +84,37 @@ describe("QUIC over UDP on 127.0.0.1", () => {
     await c.close();
   });
 
+  it("a client closing its own socket early still delivers its CONNECTION_CLOSE (RFC 9000 §10.2)", async () => {
+    // The server's 10 s max_ack_delay makes the client's PTO ≥ 10 s once the handshake is
+    // confirmed: waiting out the closing state (3 PTO) would exceed this test's timeout.
+    server = await listen({ host: "127.0.0.1", port: 0, alpn: ["x"], transport: { maxAckDelay: 10_000 } });
+    const s = server;
+    const serverSide = (async () => {
+      const conn = (await s.accept())!;
+      const bi = (await conn.acceptBi())!;
+      await bi.send.write(await bi.recv.readAll());
+      // Resolves on the client's acknowledgement, or rejects when its close comes first.
+      bi.send.finish().catch(() => {});
+      return conn.closed;
+    })();
+    const c = await connect({ host: "127.0.0.1", port: s.address.port, alpn: ["x"], insecure: true });
+    // A round trip first, so the handshake is confirmed (HANDSHAKE_DONE) and the PTO includes the
+    // peer's max_ack_delay (RFC 9002 §6.2.1).
+    const bi = await c.openBi();
+    await bi.send.write(Uint8Array.of(1));
+    void bi.send.finish();
+    expect(await bi.recv.readAll()).toEqual(Uint8Array.of(1));
+    const local = await c.close(7n, "done early");
+    // The client's closing state ended at once: its reason is its own close, not a timeout.
+    expect(local).toMatchObject({ kind: "application", code: 7n, remote: false });
+    expect(await serverSide).toMatchObject({
+      kind: "application",
+      code: 7n,
+      reason: "done early",
+      remote: true,
+    });
+  }, 8_000);
+
   it("reports the peer's application close code and reason", async () => {
     server = await listen({ host: "127.0.0.1", port: 0, alpn: ["x"] });
     const s = server;
@@ -112,6 +143,24 @@ describe("QUIC over UDP on 127.0.0.1", () => {
 });
 
 describe("endpoint", () => {
+  it("listens on a host name (the socket's synchronous literal lookup leaves names to DNS)", async () => {
+    server = await echoServer();
+    const byName = await listen({ host: "localhost", port: 0, alpn: ["echo"] });
+    try {
+      expect(["127.0.0.1", "::1"]).toContain(byName.address.address);
+      // Sends to literal addresses still arrive (the lookup answers them without DNS).
+      const c = await client(server);
+      const { send, recv } = await c.openBi();
+      const reading = recv.readAll();
+      await send.write(new TextEncoder().encode("literal"));
+      await send.finish();
+      expect(new TextDecoder().decode(await reading)).toBe("literal");
+      await c.close();
+    } finally {
+      await byName.close();
+    }
+  });
+
   it("works over IPv6 (::1)", async () => {
     server = await listen({ host: "::1", port: 0, alpn: ["v6"] });
     const s = server;

@@ -33,6 +33,10 @@ const SERVER_TESTCASE: Record<string, string> = {
   resumption: "resumption",
   zerortt: "zerortt",
   multiconnect: "multiconnect",
+  // The runner plays these as multiconnect (one connection per file) and handshake.
+  handshakeloss: "multiconnect",
+  handshakecorruption: "multiconnect",
+  longrtt: "handshake",
   chacha20: "chacha20",
   http3: "http3",
   versionnegotiation: "versionnegotiation",

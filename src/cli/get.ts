@@ -4,7 +4,7 @@
  * only when every file arrived whole.
  */
 import { createWriteStream } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
 import { Presets, SingleBar } from "cli-progress";
@@ -94,6 +94,8 @@ async function fetchOne(
   } catch (err) {
     result.error = (err as Error).message;
   }
+  // A failed download leaves no file behind (no empty or truncated file mistaken for the real one).
+  if (!result.ok) await rm(file, { force: true }).catch(() => {});
   return result;
 }
 

@@ -3,6 +3,7 @@
  * as DIR/<basename>. Kept apart from get.ts (which handles hq-interop and the command line).
  */
 import { createWriteStream } from "node:fs";
+import { rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { H3Client } from "../h3/client.ts";
 import { H3Connection } from "../h3/connection.ts";
@@ -73,5 +74,7 @@ export async function h3FetchOne(
     const e = err as Error & { cause?: Error };
     result.error = e.cause ? `${e.message}: ${e.cause.message}` : e.message;
   }
+  // A failed download leaves no file behind (no empty or truncated file mistaken for the real one).
+  if (!result.ok) await rm(file, { force: true }).catch(() => {});
   return result;
 }

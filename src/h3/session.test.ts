@@ -121,6 +121,59 @@ describe("H3Session: requests and responses", () => {
     expect(p.server.activeRequests).toBe(0);
   });
 
+  it("a response with trailers is HEADERS, DATA, trailing HEADERS and the FIN with it (issue 7)", () => {
+    // What Chromium received when it failed such responses (its bug, docs/INTEROP.md): RFC 9114
+    // §4.1 framing, the FIN on the trailers' write, no reset or STOP_SENDING; the trailer
+    // section's dynamic references within the table capacity the peer allows.
+    const p = ready({ qpackMaxTableCapacity: 65536, qpackBlockedStreams: 100 });
+    p.client.sendRequest(0, GET, true);
+    p.run();
+    p.server.sendResponse(0, [
+      [":status", "200"],
+      ["content-type", "application/octet-stream"],
+    ]);
+    p.server.sendData(0, new Uint8Array(100_000));
+    p.server.sendTrailers(0, [
+      ["x-path", "/f0"],
+      ["x-sum", "abc"],
+    ]);
+    p.run();
+    const onStream = p.serverActions.filter((a) => a.type !== "uni-write" && a.type !== "datagram");
+    expect(onStream.every((a) => a.type === "write" && a.streamId === 0)).toBe(true);
+    const writes = onStream.filter((a) => a.type === "write");
+    expect(writes.map((w) => w.fin)).toEqual([...writes.slice(1).map(() => false), true]);
+    const reader = new FrameReader({ stream: "request", role: "client", maxFrameSize: 1 << 20 });
+    const kinds: string[] = [];
+    for (const w of writes) {
+      reader.push(w.data);
+      for (const e of reader.pullAll()) {
+        if (e.kind === "frame") kinds.push(e.frame.kind);
+        else if (e.kind === "data" && e.start) kinds.push("data");
+      }
+    }
+    expect(kinds).toEqual(["headers", "data", "headers"]);
+    // The encoder stream opens with Set Dynamic Table Capacity (RFC 9204 §4.3.1, 001 + 5-bit
+    // prefix integer): min(our 4096, the peer's 65536).
+    const b = concat(
+      ...p.serverActions.flatMap((a) =>
+        a.type === "uni-write" && a.stream === "qpack-encoder" ? [a.data] : [],
+      ),
+    );
+    expect([b[0], b[1] & 0xe0]).toEqual([0x02, 0x20]);
+    let capacity = b[1] & 0x1f;
+    for (let i = 2, shift = 0; capacity >= 31 && i < b.length; i++, shift += 7) {
+      capacity += (b[i] & 0x7f) * 2 ** shift;
+      if ((b[i] & 0x80) === 0) break;
+    }
+    expect(capacity).toBe(4096);
+    expect(ofType(p.clientEvents, "trailers")[0].fields).toEqual([
+      ["x-path", "/f0"],
+      ["x-sum", "abc"],
+    ]);
+    expect(ofType(p.clientEvents, "end").map((e) => e.streamId)).toEqual([0]);
+    expect(p.client.isClosed || p.server.isClosed).toBe(false);
+  });
+
   it("POST upload with content-length, streamed in chunks", () => {
     const p = ready();
     const payload = "x".repeat(10_000);

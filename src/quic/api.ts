@@ -530,10 +530,23 @@ export class QuicConnection {
     return w.promise;
   }
 
-  /** Closes with an application error code and reason; resolves when the connection is gone. */
+  /**
+   * Closes with an application error code and reason; resolves when the connection is gone. A
+   * connection with its own endpoint (a client's, by default) closes its UDP socket as soon as
+   * the CONNECTION_CLOSE is out rather than waiting out the closing state (RFC 9000 §10.2 allows
+   * this to an endpoint that closes its socket); one sharing an endpoint stays in the closing
+   * state for three PTOs, answering late packets with CONNECTION_CLOSE.
+   */
   async close(code: bigint | number = 0n, reason = ""): Promise<ConnectionCloseReason> {
     this.conn.close(BigInt(code), reason);
     this.wake();
+    if (this.ownsEndpoint && !this.closedReason) {
+      // The wake's flush runs in the first turn; the socket hands the datagram to the kernel
+      // once its address lookup (a nextTick for an IP literal) is done, before the second.
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+      this.endpoint.discardClosing(this.conn);
+    }
     return this.closed;
   }
 
@@ -638,7 +651,11 @@ export class QuicConnection {
       case "datagram": {
         const w = this.datagramWaiters.shift();
         if (w) w.resolve(e.data);
-        else this.datagrams.push(e.data);
+        else {
+          // Datagrams not read yet: bounded like the connection's queue, the oldest dropped first.
+          if (this.datagrams.length >= this.conn.datagramQueueLength) this.datagrams.shift();
+          if (this.conn.datagramQueueLength > 0) this.datagrams.push(e.data);
+        }
         return;
       }
       case "session-ticket":
@@ -849,6 +866,13 @@ export interface ListenOptions {
    * presenting a valid NEW_TOKEN token from an earlier connection skip it.
    */
   readonly retry?: RetryPolicy;
+  /**
+   * Handshakes in progress at once before new clients are refused with CONNECTION_REFUSED (RFC
+   * 9000 §5.2.2); default 1024.
+   */
+  readonly maxHandshakes?: number;
+  /** Connections waiting for accept() before new clients are refused; default 1024. */
+  readonly acceptQueueLength?: number;
   /** 32-byte key sealing address validation tokens (share it to accept tokens across restarts). */
   readonly addressTokenKey?: Uint8Array;
   /** Give clients NEW_TOKEN tokens for their next connection (RFC 9000 §8.1.3); default true. */
@@ -925,11 +949,20 @@ export class QuicServer implements AsyncIterable<QuicConnection> {
   }
 
   /** Live connections, handshakes in progress, and what address validation did (RFC 9000 §8.1). */
-  stats(): { connections: number; handshakesInProgress: number } & AddressValidationStats {
+  stats(): {
+    connections: number;
+    handshakesInProgress: number;
+    /** Client Initials refused with CONNECTION_REFUSED (handshake cap or full accept queue). */
+    connectionsRefused: number;
+    /** Connections waiting for accept(). */
+    acceptQueueSize: number;
+  } & AddressValidationStats {
     const v = this.endpoint.addressValidationStats;
     return {
       connections: this.endpoint.connectionCount,
       handshakesInProgress: this.endpoint.handshakesInProgress,
+      connectionsRefused: this.endpoint.connectionsRefused,
+      acceptQueueSize: this.endpoint.acceptQueueSize,
       retriesSent: v?.retriesSent ?? 0,
       retryTokensAccepted: v?.retryTokensAccepted ?? 0,
       newTokensAccepted: v?.newTokensAccepted ?? 0,
@@ -984,6 +1017,8 @@ export async function listen(options: ListenOptions): Promise<QuicServer> {
     ipv6: isIP(host) === 6,
     keyLog: options.keyLog ?? envKeyLog(),
     retry: options.retry,
+    maxHandshakes: options.maxHandshakes,
+    acceptQueueLength: options.acceptQueueLength,
     addressTokenKey: options.addressTokenKey,
     sendNewTokens: options.sendNewTokens,
     preferredAddress: options.preferredAddress,

@@ -830,7 +830,7 @@ export function checkConnectionIdParameters(
 
 /**
  * The limits a server that accepts 0-RTT MUST NOT reduce: RFC 9000 §7.4.1's list, plus
- * max_datagram_frame_size (RFC 9221 §3).
+ * max_datagram_frame_size (RFC 9221 §3); reset_stream_at is checked besides (it must stay on).
  */
 const ZERO_RTT_LIMITS = [
   ["activeConnectionIdLimit", "active_connection_id_limit"],
@@ -855,6 +855,9 @@ export function findZeroRttReduction(
   const r = withDefaults(remembered);
   const c = withDefaults(current);
   for (const [key, name] of ZERO_RTT_LIMITS) if (c[key] < r[key]) return name;
+  // draft-ietf-quic-reliable-stream-reset §3: a server accepting 0-RTT MUST NOT disable the
+  // extension it advertised on the connection the ticket came from.
+  if (remembered.resetStreamAt === true && current.resetStreamAt !== true) return "reset_stream_at";
   return undefined;
 }
 

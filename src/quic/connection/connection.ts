@@ -331,6 +331,23 @@ const MIN_AMPLIFICATION_ROOM = 60;
 const MAX_PROBE_PATHS = 4;
 const TAG = 16;
 const MAX_BUFFERED_UNDECRYPTABLE = 16;
+/**
+ * Stream fragmentation (RFC 9000 §21.7): a stream whose receive buffer holds more than
+ * FRAGMENTED_STREAM_PIECES pieces averaging under MIN_STREAM_PIECE_BYTES is "fragmented"; one
+ * stream may then hold MAX_STREAM_PIECES pieces at most, and all streams together
+ * MAX_CONNECTION_PIECES (when their average is that small too).
+ */
+const FRAGMENTED_STREAM_PIECES = 64;
+const MIN_STREAM_PIECE_BYTES = 256;
+const MAX_STREAM_PIECES = 1024;
+const MAX_CONNECTION_PIECES = 4096;
+/**
+ * The largest token (NEW_TOKEN or Retry) a client puts in its Initials (RFC 9000 §19.7 and
+ * §17.2.5 set none; ours are < 100 bytes): a larger one would crowd the ClientHello out of them.
+ */
+const MAX_TOKEN_LENGTH = 512;
+/** RETIRE_CONNECTION_ID frames owed or unacknowledged before CONNECTION_ID_LIMIT_ERROR (§5.1.2). */
+const RETIRE_CID_FACTOR = 2;
 const EMPTY = new Uint8Array(0);
 const EMPTY_FRAMES: Frame[] = [];
 const EMPTY_SENT: Sent[] = [];
@@ -398,6 +415,8 @@ export class Connection {
   /** (Client) The Token field of our Initials: a Retry's token, else a NEW_TOKEN one (RFC 9000 §8.1). */
   private initialToken: Uint8Array = EMPTY;
   private retireCids: number[] = [];
+  /** Peer connection IDs retired whose RETIRE_CONNECTION_ID is not acknowledged yet (§5.1.2). */
+  private readonly retiringCids = new Set<number>();
   private peerRetirePriorTo = 0;
 
   // Transport parameters.
@@ -424,7 +443,11 @@ export class Connection {
 
   // Datagrams (RFC 9221).
   private readonly outgoingDatagrams: Uint8Array[] = [];
+  /** The first queued datagram did not fit in the last packet: the next one leaves room for it. */
+  private datagramNeedsRoom = false;
   private readonly incomingDatagramsLimit: number;
+  /** DATAGRAM events in `events`. */
+  private queuedDatagrams = 0;
 
   // Misc pending frames.
   private handshakeDonePending = false;
@@ -456,6 +479,8 @@ export class Connection {
   private rxDecrypted = false;
   private rxNonProbingLargest = false;
   private rxPeerDcidChanged = false;
+  /** The Destination Connection ID of the packet whose frames are being processed. */
+  private rxPacketDcid: Uint8Array = EMPTY;
   private readonly rxChallenges: Uint8Array[] = [];
   private readonly rxResponses: Uint8Array[] = [];
   private readonly pathCounters = { migrations: 0, validations: 0, failures: 0, congestionResets: 0 };
@@ -637,6 +662,8 @@ export class Connection {
       this.remoteCids.push({ seq: 0, cid: this.dcid, resetToken: undefined });
       this.addressValidated = true; // a client validated its peer's address by choosing it
       const token = (common as ClientConnectionConfig).token;
+      if (token && token.length > MAX_TOKEN_LENGTH)
+        throw new QuicUsageError(`token of ${token.length} bytes (at most ${MAX_TOKEN_LENGTH})`);
       if (token && token.length > 0) this.initialToken = token.slice();
       this.installInitialKeys(this.dcid);
     }
@@ -821,6 +848,76 @@ export class Connection {
     };
   }
 
+  /**
+   * Sizes of the structures a peer can make us grow (the limits against abuse bound each): for
+   * tests and monitoring. Computed on demand, O(streams).
+   */
+  resourceCounts(): {
+    /** Packet-number ranges tracked for ACKs, per space (Initial, Handshake, application). */
+    ackRanges: [number, number, number];
+    /** CRYPTO bytes buffered (out of order or unread), per space. */
+    cryptoBuffered: [number, number, number];
+    /** Peer connection IDs we hold, ours issued, and peer IDs retired but not yet acknowledged. */
+    remoteCids: number;
+    localCids: number;
+    retiringCids: number;
+    /** Streams tracked, and the most pieces / bytes one stream's receive buffer holds. */
+    streams: number;
+    maxStreamPieces: number;
+    streamPieces: number;
+    streamBytesBuffered: number;
+    /** DATAGRAM events unread, and datagrams queued to send. */
+    incomingDatagrams: number;
+    outgoingDatagrams: number;
+    /** PATH_RESPONSEs owed on all paths; paths tracked besides the active one. */
+    pathResponses: number;
+    probePaths: number;
+    /** Packets kept until their keys arrive; events not yet polled. */
+    undecryptable: number;
+    events: number;
+    /** Bytes of staging blocks the three CRYPTO send buffers hold (0 once idle). */
+    cryptoSendStaging: number;
+  } {
+    let maxStreamPieces = 0;
+    let streamPieces = 0;
+    let streamBytesBuffered = 0;
+    for (const st of this.streams.values()) {
+      if (!st.recv) continue;
+      streamPieces += st.recv.buffer.pieceCount;
+      if (st.recv.buffer.pieceCount > maxStreamPieces) maxStreamPieces = st.recv.buffer.pieceCount;
+      streamBytesBuffered += st.recv.buffer.bufferedBytes;
+    }
+    const paths = [this.activePath, this.previousPath, ...this.probePaths];
+    const sp = this.spaces;
+    return {
+      ackRanges: [
+        sp[0].received.received.rangeCount,
+        sp[1].received.received.rangeCount,
+        sp[2].received.received.rangeCount,
+      ],
+      cryptoBuffered: [
+        sp[0].cryptoRecv.bufferedBytes,
+        sp[1].cryptoRecv.bufferedBytes,
+        sp[2].cryptoRecv.bufferedBytes,
+      ],
+      cryptoSendStaging:
+        sp[0].cryptoSend.stagingBytes + sp[1].cryptoSend.stagingBytes + sp[2].cryptoSend.stagingBytes,
+      remoteCids: this.remoteCids.length,
+      localCids: this.localCids.length,
+      retiringCids: this.retiringCids.size,
+      streams: this.streams.size,
+      maxStreamPieces,
+      streamPieces,
+      streamBytesBuffered,
+      incomingDatagrams: this.queuedDatagrams,
+      outgoingDatagrams: this.outgoingDatagrams.length,
+      pathResponses: paths.reduce((n, p) => n + (p?.responses.length ?? 0), 0),
+      probePaths: this.probePaths.length,
+      undecryptable: this.undecryptable.length,
+      events: this.events.length,
+    };
+  }
+
   /** The largest DATAGRAM payload the peer accepts in one packet, or 0 when it does not take datagrams. */
   get maxDatagramSize(): number {
     if (this.peerMaxDatagramFrameSize === 0) return 0;
@@ -832,6 +929,7 @@ export class Connection {
   pollEvent(): ConnectionEvent | undefined {
     const e = this.events.shift();
     if (e?.type === "stream-readable") this.readablePending.delete(e.streamId);
+    else if (e?.type === "datagram") this.queuedDatagrams--;
     return e;
   }
 
@@ -1296,6 +1394,9 @@ export class Connection {
     space.discarded = true;
     space.readKeys = undefined;
     space.writeKeys = undefined;
+    // Nothing more is sent at this level (RFC 9001 §4.9): drop its CRYPTO data and block.
+    space.cryptoSend.reset();
+    space.cryptoSend.releaseStaging();
     const { discarded } = this.loss.discardSpace(id as PacketNumberSpace, this.now);
     let bytes = 0;
     for (const p of discarded) if (p.inFlight) bytes += p.size;
@@ -1528,6 +1629,7 @@ export class Connection {
     }
 
     const start = this.unprotected.payloadOffset;
+    this.rxPacketDcid = h.dcid;
     const r = new ByteReader(datagram, start, start + payloadLength);
     let ackEliciting = false;
     let nonProbing = false;
@@ -1830,6 +1932,8 @@ export class Connection {
     // RFC 9369 §4: a Retry comes in the original version; the client ignores others.
     if (h.version !== this.version) return;
     if (!validateRetryPacket(this.provider, datagram, h, this.originalDcid)) return;
+    // A token that leaves no room for CRYPTO data in a 1200-byte Initial would stall us: ignored.
+    if (h.token.length > MAX_TOKEN_LENGTH) return;
     if (equal(h.scid, this.dcid)) return;
     this.retrySourceCid = h.scid.slice();
     this.qlog?.packetReceived(
@@ -2096,9 +2200,13 @@ export class Connection {
             this.ackFrequencyToSend = undefined;
           }
           break;
-        case "crypto":
-          this.spaces[spaceId].cryptoSend.onAcked(s.offset, s.length, false);
+        case "crypto": {
+          const cs = this.spaces[spaceId].cryptoSend;
+          cs.onAcked(s.offset, s.length, false);
+          // Handshake messages come in bursts and then stop: an idle connection keeps no block.
+          cs.releaseStaging();
           break;
+        }
         case "stream": {
           const st = this.streams.get(s.id);
           if (!st?.send) break;
@@ -2133,6 +2241,9 @@ export class Connection {
         case "new_token":
           this.newToken = undefined;
           this.newTokenPending = false;
+          break;
+        case "retire_cid":
+          this.retiringCids.delete(s.seq);
           break;
         default:
           break;
@@ -2236,6 +2347,9 @@ export class Connection {
 
   /** (Client) RFC 9000 §19.7: report each distinct token once (a retransmission repeats it). */
   private onNewToken(token: Uint8Array): void {
+    // A token goes in the header of every Initial of a later connection (§17.2.2): one too large
+    // to leave room for the ClientHello in a 1200-byte Initial is not kept (nor reported).
+    if (token.length > MAX_TOKEN_LENGTH) return;
     for (const t of this.receivedTokens) if (equal(t, token)) return;
     if (this.receivedTokens.length >= 8) this.receivedTokens.shift();
     const copy = token.slice();
@@ -2264,7 +2378,9 @@ export class Connection {
       return;
     }
     if (seq < this.peerRetirePriorTo) {
-      this.retireCids.push(seq); // §5.1.2: retire it right away
+      // §5.1.2: retire it right away (once: a repeated frame is not retired twice while pending).
+      if (!this.retiringCids.has(seq)) this.retireRemoteCid(seq);
+      this.checkRetiringCids();
       return;
     }
     this.remoteCids.push({ seq, cid: cid.slice(), resetToken: token.slice() });
@@ -2274,7 +2390,7 @@ export class Connection {
       for (let i = this.remoteCids.length - 1; i >= 0; i--) {
         const r = this.remoteCids[i];
         if (r.seq < retirePriorTo) {
-          this.retireCids.push(r.seq);
+          this.retireRemoteCid(r.seq);
           this.remoteCids.splice(i, 1);
           if (r.resetToken)
             this.events.push({ type: "peer-reset-token", token: r.resetToken, retired: true });
@@ -2283,6 +2399,7 @@ export class Connection {
       this.remoteCids.sort((a, b) => a.seq - b.seq);
       if (this.remoteCids.length > 0 && !this.remoteCids.some((r) => equal(r.cid, this.dcid)))
         this.dcid = this.remoteCids[0].cid;
+      this.checkRetiringCids();
     }
     // RFC 9000 §5.1.1: more active CIDs than our limit → CONNECTION_ID_LIMIT_ERROR.
     if (this.remoteCids.length > this.config.activeConnectionIdLimit) {
@@ -2292,6 +2409,27 @@ export class Connection {
         FrameType.NEW_CONNECTION_ID,
       );
     }
+  }
+
+  /** Queues RETIRE_CONNECTION_ID for a peer connection ID; tracked until acknowledged. */
+  private retireRemoteCid(seq: number): void {
+    this.retireCids.push(seq);
+    this.retiringCids.add(seq);
+  }
+
+  /**
+   * RFC 9000 §5.1.2: an endpoint SHOULD limit the connection IDs it retired whose
+   * RETIRE_CONNECTION_ID is not acknowledged yet (allowing at least twice active_connection_id_limit)
+   * and MAY treat more as CONNECTION_ID_LIMIT_ERROR: a peer raising Retire Prior To faster than
+   * our retirements are acknowledged cannot grow that list without bound.
+   */
+  private checkRetiringCids(): void {
+    if (this.retiringCids.size <= RETIRE_CID_FACTOR * this.config.activeConnectionIdLimit) return;
+    throw new QuicError(
+      TransportErrorCode.CONNECTION_ID_LIMIT_ERROR,
+      `${this.retiringCids.size} connection IDs waiting to be retired`,
+      FrameType.NEW_CONNECTION_ID,
+    );
   }
 
   private onRetireConnectionId(seq: number): void {
@@ -2305,18 +2443,41 @@ export class Connection {
     }
     const i = this.localCids.findIndex((c) => c.seq === seq);
     if (i < 0) return;
+    // §19.16: the sequence number MUST NOT refer to the DCID of the packet carrying the frame
+    // (the peer MAY treat it as PROTOCOL_VIOLATION; we do).
+    if (equal(this.localCids[i].cid, this.rxPacketDcid))
+      throw new QuicError(
+        TransportErrorCode.PROTOCOL_VIOLATION,
+        "RETIRE_CONNECTION_ID for the connection ID it was sent to",
+        FrameType.RETIRE_CONNECTION_ID,
+      );
     const [c] = this.localCids.splice(i, 1);
     this.events.push({ type: "connection-id", cid: c.cid, retired: true });
     if (this.handshakeConfirmed) this.issueLocalCid(true);
   }
 
+  /**
+   * A DATAGRAM frame's payload becomes an event (RFC 9221 §5: delivery is unreliable). At most
+   * `datagramQueueLength` wait unread: beyond, the oldest is dropped (the newest is the likeliest
+   * to matter, as quinn does).
+   */
   private onDatagram(data: Uint8Array): void {
-    const queued = this.events.reduce((n, e) => (e.type === "datagram" ? n + 1 : n), 0);
-    if (queued >= this.incomingDatagramsLimit) {
+    if (this.queuedDatagrams >= this.incomingDatagramsLimit) {
+      const i = this.events.findIndex((e) => e.type === "datagram");
+      if (i >= 0) {
+        this.events.splice(i, 1);
+        this.queuedDatagrams--;
+      }
       this.counters.datagramsDropped++;
-      return;
+      if (this.queuedDatagrams >= this.incomingDatagramsLimit) return;
     }
+    this.queuedDatagrams++;
     this.events.push({ type: "datagram", data: data.slice() });
+  }
+
+  /** The most datagrams a reader of this connection's events should keep unread (datagramQueueLength). */
+  get datagramQueueLength(): number {
+    return this.incomingDatagramsLimit;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -2376,7 +2537,16 @@ export class Connection {
       return;
     }
     const before = s.recv.buffer.readable;
-    s.recv.buffer.insert(offset, data, fin, FrameType.STREAM);
+    // RFC 9000 §21.7 (stream fragmentation): a small piece is copied rather than kept as a view,
+    // so that it does not pin the whole datagram it came in while it waits to be read.
+    const piece = data.length * 2 < data.buffer.byteLength ? data.slice() : data;
+    s.recv.buffer.insert(offset, piece, fin, FrameType.STREAM);
+    const buffer = s.recv.buffer;
+    if (
+      buffer.pieceCount > FRAGMENTED_STREAM_PIECES &&
+      buffer.bufferedBytes < buffer.pieceCount * MIN_STREAM_PIECE_BYTES
+    )
+      this.checkStreamFragments(buffer.pieceCount);
     if (s.recv.buffer.readable > before || (s.recv.buffer.finished && s.recv.buffer.readable === 0)) {
       // One pending "readable" event per stream is enough (not one per packet).
       if (!this.readablePending.has(id)) {
@@ -2385,6 +2555,32 @@ export class Connection {
       }
     }
     if (s.recv.buffer.allReceived) s.state.recv?.onAllDataReceived();
+  }
+
+  /**
+   * RFC 9000 §21.7: QUIC deployments SHOULD mitigate stream fragmentation, e.g. by "limiting the
+   * size of tracking data structures". Called for a fragmented stream (see
+   * FRAGMENTED_STREAM_PIECES): many tiny fragments within flow control close the connection
+   * (INTERNAL_ERROR: no code is defined; quic-go closes the same way) instead of growing the
+   * reassembly structures. O(streams), only in that state.
+   */
+  private checkStreamFragments(pieces: number): void {
+    let total = pieces;
+    if (pieces <= MAX_STREAM_PIECES) {
+      total = 0;
+      let bytes = 0;
+      for (const st of this.streams.values()) {
+        if (!st.recv) continue;
+        total += st.recv.buffer.pieceCount;
+        bytes += st.recv.buffer.bufferedBytes;
+      }
+      if (total <= MAX_CONNECTION_PIECES || bytes >= total * MIN_STREAM_PIECE_BYTES) return;
+    }
+    throw new QuicError(
+      TransportErrorCode.INTERNAL_ERROR,
+      `too many small fragments in stream data (${total} pieces)`,
+      FrameType.STREAM,
+    );
   }
 
   private scheduleStream(s: Stream): void {
@@ -2819,7 +3015,7 @@ export class Connection {
     this.usedRemoteCids.add(seq);
     if (i >= 0 && this.remoteCids[i].seq !== seq) {
       const [old] = this.remoteCids.splice(i, 1);
-      this.retireCids.push(old.seq);
+      this.retireRemoteCid(old.seq);
       if (old.resetToken)
         this.events.push({ type: "peer-reset-token", token: old.resetToken, retired: true });
     }
@@ -3046,6 +3242,15 @@ export class Connection {
     }
     this.state = "draining";
     this.closeDeadline = this.now + 3 * this.ptoDuration();
+  }
+
+  /**
+   * Ends the closing or draining state now instead of after three PTOs. RFC 9000 §10.2: an
+   * endpoint "able to close the UDP socket", so that late packets cannot induce a response, MAY
+   * end these states early. For a driver that closes its own socket; no-op in other states.
+   */
+  discardClosingState(): void {
+    if (this.state === "closing" || this.state === "draining") this.finishClose();
   }
 
   private finishClose(): void {
@@ -3436,7 +3641,10 @@ export class Connection {
     // An ACK goes first; when it is not due it only rides along with other frames (never an
     // ACK-only packet in answer to packets that did not ask for one, RFC 9000 §13.2.1).
     let ackPiggyback = false;
-    if (ackDue || (canAck && canSendEliciting)) {
+    // A datagram that did not fit beside a piggybacked ACK gets a packet without one (else it
+    // would wait forever: a packet holding only that ACK is not sent).
+    const roomForDatagram = id === APP && this.datagramNeedsRoom && this.outgoingDatagrams.length > 0;
+    if (ackDue || (canAck && canSendEliciting && !roomForDatagram)) {
       const ack = space.received.buildAckFrame(now);
       if (ack) {
         const size = frameSize(ack);
@@ -3646,9 +3854,13 @@ export class Connection {
     // Datagrams (RFC 9221): before stream data, they are latency-sensitive.
     while (this.outgoingDatagrams.length > 0) {
       const d = this.outgoingDatagrams[0];
-      if (d.length + 3 > this.room) break;
+      if (d.length + 3 > this.room) {
+        this.datagramNeedsRoom = true;
+        break;
+      }
       push.call(this, { kind: "datagram", data: d }, undefined);
       this.outgoingDatagrams.shift();
+      this.datagramNeedsRoom = false;
     }
 
     // Stream data by the scheduler's order.

@@ -22,6 +22,7 @@ import { hmac } from "@noble/hashes/hmac.js";
 import { sha256, sha384 } from "@noble/hashes/sha2.js";
 import { randomBytes } from "@noble/hashes/utils.js";
 import { QuicUsageError } from "../errors.ts";
+import { AesHeaderProtection } from "./aes-header-protection.ts";
 import {
   AEAD_KEY_LENGTH,
   AEAD_NONCE_LENGTH,
@@ -335,20 +336,6 @@ class NobleChaCha20Poly1305 implements Aead {
   }
 }
 
-/** RFC 9001 §5.4.3: mask = AES-ECB(hp_key, sample), one block with the expanded key kept. */
-class NobleAesHeaderProtection implements HeaderProtection {
-  private readonly xk: Uint32Array;
-  constructor(hpKey: Uint8Array) {
-    this.xk = aes.expandKeyLE(hpKey);
-  }
-  mask(sample: Uint8Array, out: Uint8Array): void {
-    checkSample(sample);
-    const b = aes.encrypt(this.xk, le32(sample, 0), le32(sample, 4), le32(sample, 8), le32(sample, 12));
-    putLe32(out, 0, b.s0);
-    out[4] = b.s1;
-  }
-}
-
 /** "expand 32-byte k" as the ChaCha20 state words 0..3 (RFC 8439 §2.3). */
 const SIGMA = new Uint32Array([0x61707865, 0x3320646e, 0x79622d32, 0x6b206574]);
 const HOST_LE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
@@ -413,7 +400,7 @@ export class NobleCryptoProvider implements CryptoProvider {
     checkKey(name, hpKey);
     return name === "chacha20-poly1305"
       ? new NobleChaChaHeaderProtection(hpKey)
-      : new NobleAesHeaderProtection(hpKey);
+      : new AesHeaderProtection(hpKey);
   }
 
   hkdfExtract(hash: HashName, salt: Uint8Array, ikm: Uint8Array): Uint8Array {

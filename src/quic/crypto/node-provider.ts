@@ -1,10 +1,10 @@
 /**
  * node:crypto implementation of {@link CryptoProvider}: the default on Node, and the fastest
- * (OpenSSL's AES-NI / CLMUL code paths). Header protection keeps one streaming AES-ECB cipher per
- * key (ECB is stateless between blocks, so `update` on each 16-byte sample is one block encrypt).
+ * (OpenSSL's AES-NI / CLMUL code paths) for the AEADs. AES header protection is the shared
+ * JavaScript {@link AesHeaderProtection}: for one 16-byte block the node:crypto call costs more
+ * than the AES itself.
  */
 import {
-  type Cipher,
   createCipheriv,
   createDecipheriv,
   createHash,
@@ -14,6 +14,7 @@ import {
   randomFillSync,
 } from "node:crypto";
 import { QuicUsageError } from "../errors.ts";
+import { AesHeaderProtection } from "./aes-header-protection.ts";
 import {
   AEAD_KEY_LENGTH,
   AEAD_NONCE_LENGTH,
@@ -46,10 +47,7 @@ function checkOut(out: Uint8Array, outOffset: number, length: number): void {
   }
 }
 
-/**
- * A short sample would be fatal for the streaming ECB cipher: OpenSSL would buffer the partial
- * block and every later mask would be computed from misaligned input.
- */
+/** RFC 9001 §5.4.2: the header protection sample is 16 bytes. */
 function checkSample(sample: Uint8Array): void {
   if (sample.length < 16) throw new QuicUsageError("header protection sample must be 16 bytes");
 }
@@ -118,21 +116,6 @@ class NodeAead implements Aead {
   }
 }
 
-class NodeAesHeaderProtection implements HeaderProtection {
-  private readonly ecb: Cipher;
-  constructor(name: AeadName, key: Uint8Array) {
-    const bits = key.length * 8;
-    if (bits !== 128 && bits !== 256) throw new QuicUsageError(`${name} hp key must be 16 or 32 bytes`);
-    this.ecb = createCipheriv(`aes-${bits}-ecb`, key, null);
-    this.ecb.setAutoPadding(false);
-  }
-  mask(sample: Uint8Array, out: Uint8Array): void {
-    checkSample(sample);
-    const block = this.ecb.update(sample.subarray(0, 16));
-    for (let i = 0; i < 5; i++) out[i] = block[i];
-  }
-}
-
 const FIVE_ZEROS = new Uint8Array(5);
 
 class NodeChaChaHeaderProtection implements HeaderProtection {
@@ -161,7 +144,7 @@ export class NodeCryptoProvider implements CryptoProvider {
   createHeaderProtection(name: AeadName, hpKey: Uint8Array): HeaderProtection {
     if (name === "chacha20-poly1305") return new NodeChaChaHeaderProtection(hpKey);
     checkKey(name, hpKey);
-    return new NodeAesHeaderProtection(name, hpKey);
+    return new AesHeaderProtection(hpKey);
   }
 
   hkdfExtract(hash: HashName, salt: Uint8Array, ikm: Uint8Array): Uint8Array {

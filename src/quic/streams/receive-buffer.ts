@@ -74,6 +74,11 @@ export class ReceiveBuffer {
     return this._buffered;
   }
 
+  /** Separately stored pieces (the size of the reassembly structure, RFC 9000 §21.7). */
+  get pieceCount(): number {
+    return this.pieces.length - this.head;
+  }
+
   /** Bytes held beyond the first gap. */
   get outOfOrderBytes(): number {
     return this._buffered - (this._contiguous - this._readOffset);

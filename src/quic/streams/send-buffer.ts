@@ -141,6 +141,22 @@ export class SendBuffer {
     this.finWritten = true;
   }
 
+  /** Size of the staging block held (observability, tests). */
+  get stagingBytes(): number {
+    return this.staging.length;
+  }
+
+  /**
+   * Frees the staging block when no data is stored, for buffers that go idle for long (the
+   * CRYPTO buffers once the handshake is over); the next small write allocates a new one.
+   */
+  releaseStaging(): void {
+    if (this.chunks.length !== 0) return;
+    this.staging = EMPTY;
+    this.stagingUsed = 0;
+    this.lastIsStaging = false;
+  }
+
   /**
    * Abandons the stream (RESET_STREAM): frees all data; nothing more is sent. Returns the final
    * size for the RESET_STREAM frame: the data sent so far (RFC 9000 §4.5, §19.4).

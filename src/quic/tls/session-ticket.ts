@@ -116,7 +116,8 @@ export interface TicketState {
  * The subset of the server's transport parameters remembered for 0-RTT (RFC 9000 §7.4.1): drops
  * ack_delay_exponent, max_ack_delay, initial_source_connection_id,
  * original_destination_connection_id, preferred_address, retry_source_connection_id and
- * stateless_reset_token (a client MUST NOT use remembered values for those) and reserved GREASE
+ * stateless_reset_token (a client MUST NOT use remembered values for those), min_ack_delay
+ * (draft-ietf-quic-ack-frequency §3: endpoints MUST NOT remember it) and reserved GREASE
  * parameters (§18.1: meaningless). Everything else is kept, as the client MUST remember all other
  * parameters it can process. Returns a new object; byte fields are shared with `p`.
  */
@@ -129,6 +130,7 @@ export function rememberedTransportParameters(p: TransportParameters): Transport
     preferredAddress: _preferredAddress,
     retrySourceConnectionId: _retrySourceConnectionId,
     statelessResetToken: _statelessResetToken,
+    minAckDelay: _minAckDelay,
     unknown,
     ...kept
   } = p;
