@@ -98,12 +98,19 @@ function purequic(): Impl {
 }
 
 /** quinn 0.9 and quic-go 0.29 through our hq-interop peers (interop/peers/). */
-function ourPeer(name: string, version: string, bin: string, unsupported: Record<string, string>): Impl {
+function ourPeer(
+  name: string,
+  version: string,
+  bin: string,
+  unsupported: Record<string, string>,
+  unsupportedAsServer: Record<string, string> = {},
+): Impl {
   return {
     name,
     version,
     isPurequic: false,
     unsupported,
+    unsupportedAsServer,
     async server(ctx) {
       const args = [
         "server",
@@ -774,6 +781,14 @@ const { values } = parseArgs({
   },
 });
 
+/**
+ * quic-go 0.29 has no connection migration: its server hard-codes disable_active_migration and
+ * keeps sending to a client's old address after a NAT rebinding (connection.go; seen in the
+ * relay logs as every reply going to the retired binding).
+ */
+const QUICGO_029_NO_MIGRATION =
+  "quic-go 0.29 servers do not follow a client's new address (no migration support): replies go to the retired binding";
+
 const peers = peersEnv();
 const impls: Impl[] = [];
 if (peers.QUINN_PEER)
@@ -784,9 +799,16 @@ if (peers.QUINN_PEER)
   );
 if (peers.QUICGO_PEER)
   impls.push(
-    ourPeer("quic-go", "0.29.0", peers.QUICGO_PEER, {
-      v2: "quic-go 0.29's Version2 is draft-ietf-quic-v2's 0x709a50c4, not RFC 9369's 0x6b3343cf",
-    }),
+    ourPeer(
+      "quic-go",
+      "0.29.0",
+      peers.QUICGO_PEER,
+      { v2: "quic-go 0.29's Version2 is draft-ietf-quic-v2's 0x709a50c4, not RFC 9369's 0x6b3343cf" },
+      {
+        "rebind-port": QUICGO_029_NO_MIGRATION,
+        "rebind-addr": QUICGO_029_NO_MIGRATION,
+      },
+    ),
   );
 if (peers.NGTCP2_CLIENT && peers.NGTCP2_SERVER) impls.push(ngtcp2(peers.NGTCP2_CLIENT, peers.NGTCP2_SERVER));
 // chroot jails and UDP port 443: root only.

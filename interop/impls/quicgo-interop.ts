@@ -125,6 +125,10 @@ export function quicgoInterop(clientBin: string, serverBin: string): Impl {
       v2: "quic-go 0.29 only knows the QUIC v2 draft (0x709a50c4), not RFC 9369's 0x6b3343cf",
       connectionmigration: "quic-go 0.29 neither offers preferred_address nor migrates",
     },
+    unsupportedAsServer: {
+      "rebind-port": "quic-go 0.29 servers do not follow a client's new address (no migration support)",
+      "rebind-addr": "quic-go 0.29 servers do not follow a client's new address (no migration support)",
+    },
     async server(ctx) {
       // Matrix runs of several engineers share the machine: take turns on port 443.
       const release = await lockPort443();

@@ -428,7 +428,9 @@ async function main(): Promise<void> {
     const url = `https://localhost:${port}/${fileName}`;
     const get = await run(
       process.execPath,
-      [purequic, "get", "--insecure", "--quiet", "--output", out, url],
+      // hq-interop: the request and the response body are the STREAM bytes themselves, which is
+      // what checks (b) and (c) read (over h3 they would be HTTP/3 frames).
+      [purequic, "get", "--insecure", "--quiet", "--alpn", "hq-interop", "--output", out, url],
       { env: { SSLKEYLOGFILE: clientKeys }, timeoutMs: 60_000 },
     );
     let got: Buffer | undefined;
