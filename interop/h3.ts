@@ -52,6 +52,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { CHROMIUM_HEADLESS_ARGS } from "./impls/chromium.ts";
 import { makeTestCertificate, peersEnv, purequicBin as purequic, repo, startUntil } from "./lib.ts";
 
 const { values } = parseArgs({
@@ -747,12 +748,7 @@ if (!wanted("chromium")) {
           `--origin-to-force-quic-on=localhost:${libPort}`,
           `--ignore-certificate-errors-spki-list=${spkiSha256Base64}`,
           "--host-resolver-rules=MAP localhost 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--no-first-run",
-          "--disable-gpu",
-          "--disable-dev-shm-usage",
-          "--no-sandbox",
+          ...CHROMIUM_HEADLESS_ARGS,
         ],
       });
       try {

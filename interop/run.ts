@@ -204,6 +204,43 @@ const blackholeDrops = (c: RelayCapture) =>
     ? undefined
     : "the transfer ended before the blackhole started (no datagram was dropped by it)";
 
+/**
+ * The runner's handshake<kind> and transfer<kind> cases: many 1 KiB files each on a new connection
+ * with 30 % impairment each way, then one 2 MiB file with 2 %.
+ */
+function impairedLinkCases(
+  kind: "loss" | "corruption",
+  handshakePrefix: string,
+  transferPrefix: string,
+  what: string,
+  handshakeImpairment: DirectionImpairments,
+  transferImpairment: DirectionImpairments,
+): TestCase[] {
+  return [
+    {
+      name: `handshake${kind}`,
+      description: `a new connection for each of ${LOSSY_HANDSHAKES} files of 1 KiB (runner: 50), 30 % ${what} each way, bursts ≤ 3`,
+      files: () =>
+        Array.from(
+          { length: LOSSY_HANDSHAKES },
+          (_, i) => [`${handshakePrefix}${i}.bin`, 1 * KiB] as [string, number],
+        ),
+      connections: "each",
+      timeoutMs: 60_000,
+      relay: { options: bothWays(handshakeImpairment) },
+      check: oneHandshake,
+    },
+    {
+      name: `transfer${kind}`,
+      description: `2 MiB, 2 % ${what} each way, bursts ≤ 3`,
+      files: () => [[`${transferPrefix}.bin`, 2 * MiB]],
+      timeoutMs: 60_000,
+      relay: { options: bothWays(transferImpairment) },
+      check: oneHandshake,
+    },
+  ];
+}
+
 const CASES: TestCase[] = [
   {
     name: "handshake",
@@ -327,42 +364,15 @@ const CASES: TestCase[] = [
     },
     check: oneHandshake,
   },
-  {
-    name: "handshakeloss",
-    description: `a new connection for each of ${LOSSY_HANDSHAKES} files of 1 KiB (runner: 50), 30 % loss each way, bursts ≤ 3`,
-    files: () =>
-      Array.from({ length: LOSSY_HANDSHAKES }, (_, i) => [`hl${i}.bin`, 1 * KiB] as [string, number]),
-    connections: "each",
-    timeoutMs: 60_000,
-    relay: { options: bothWays({ drop: 0.3, dropBurst: 3 }) },
-    check: oneHandshake,
-  },
-  {
-    name: "transferloss",
-    description: "2 MiB, 2 % loss each way, bursts ≤ 3",
-    files: () => [["tl.bin", 2 * MiB]],
-    timeoutMs: 60_000,
-    relay: { options: bothWays({ drop: 0.02, dropBurst: 3 }) },
-    check: oneHandshake,
-  },
-  {
-    name: "handshakecorruption",
-    description: `a new connection for each of ${LOSSY_HANDSHAKES} files of 1 KiB (runner: 50), 30 % of datagrams corrupted each way, bursts ≤ 3`,
-    files: () =>
-      Array.from({ length: LOSSY_HANDSHAKES }, (_, i) => [`hc${i}.bin`, 1 * KiB] as [string, number]),
-    connections: "each",
-    timeoutMs: 60_000,
-    relay: { options: bothWays({ corrupt: 0.3, corruptBurst: 3 }) },
-    check: oneHandshake,
-  },
-  {
-    name: "transfercorruption",
-    description: "2 MiB, 2 % of datagrams corrupted each way, bursts ≤ 3",
-    files: () => [["tc.bin", 2 * MiB]],
-    timeoutMs: 60_000,
-    relay: { options: bothWays({ corrupt: 0.02, corruptBurst: 3 }) },
-    check: oneHandshake,
-  },
+  ...impairedLinkCases("loss", "hl", "tl", "loss", { drop: 0.3, dropBurst: 3 }, { drop: 0.02, dropBurst: 3 }),
+  ...impairedLinkCases(
+    "corruption",
+    "hc",
+    "tc",
+    "of datagrams corrupted",
+    { corrupt: 0.3, corruptBurst: 3 },
+    { corrupt: 0.02, corruptBurst: 3 },
+  ),
   {
     name: "resumption",
     description:

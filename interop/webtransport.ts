@@ -35,6 +35,7 @@ import { serveWebTransport } from "../src/webtransport/server.ts";
 import type { WebTransportCloseInfo } from "../src/webtransport/session-interface.ts";
 import { DEFAULT_CHROMIUM } from "./chromium/cert-hash.ts";
 import { WEBTRANSPORT_PAGE_SCRIPT } from "./chromium/webtransport-page.ts";
+import { CHROMIUM_HEADLESS_ARGS } from "./impls/chromium.ts";
 import { purequicBin, repo, startUntil } from "./lib.ts";
 
 const { values } = parseArgs({
@@ -193,12 +194,7 @@ async function runMode(mode: Mode): Promise<void> {
   let http: Server | undefined;
   const args = [
     "--disable-features=LocalNetworkAccessChecks,LocalNetworkAccessChecksWebTransport",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-sandbox",
+    ...CHROMIUM_HEADLESS_ARGS,
   ];
   let pageUrl: string;
   let base: string;

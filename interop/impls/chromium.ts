@@ -14,6 +14,16 @@ import type { Impl } from "../matrix.ts";
 
 export const CHROMIUM_BIN = "/usr/lib/chromium/chromium";
 
+/** Launch flags every headless Chromium run here shares (no background traffic, GPU or sandbox). */
+export const CHROMIUM_HEADLESS_ARGS: readonly string[] = [
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--no-first-run",
+  "--disable-gpu",
+  "--disable-dev-shm-usage",
+  "--no-sandbox",
+];
+
 /** A path that no case serves: navigating to it gives a 404 page of the server's origin. */
 const PROBE = "/.chromium-probe";
 
@@ -106,12 +116,7 @@ export function chromiumClient(bin = CHROMIUM_BIN): Impl {
           `--origin-to-force-quic-on=localhost:${port}`,
           `--ignore-certificate-errors-spki-list=${spki}`,
           `--host-resolver-rules=MAP localhost ${address}, MAP * ~NOTFOUND, EXCLUDE ${address}`,
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--no-first-run",
-          "--disable-gpu",
-          "--disable-dev-shm-usage",
-          "--no-sandbox",
+          ...CHROMIUM_HEADLESS_ARGS,
           // Debugging: CHROMIUM_NETLOG=1 writes Chromium's net-log (QUIC events) into the run's folder.
           ...(process.env.CHROMIUM_NETLOG ? [`--log-net-log=${join(ctx.dir, "chromium-netlog.json")}`] : []),
         ],

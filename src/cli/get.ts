@@ -1,17 +1,11 @@
-/**
- * `purequic get`: downloads URLs over HTTP/3 (or hq-interop when that is what the server picks),
- * all on one connection with one stream each, concurrently, into --output DIR/<basename>. Exit 0
- * only when every file arrived whole.
- */
-import { createWriteStream } from "node:fs";
-import { mkdir, rm } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { mkdir } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { Presets, SingleBar } from "cli-progress";
 import { connect, describeReason, type QuicConnection, readPem } from "../quic/api.ts";
 import type { SessionTicketEntry } from "../quic/tls/session-cache.ts";
 import { parseCipherList } from "./ciphers.ts";
 import type { Command } from "./command.ts";
+import { type DownloadResult, download } from "./download.ts";
 import { h3ClientFor, h3FetchOne } from "./h3-get.ts";
 import { loadSessionFile, saveSessionFile } from "./session-file.ts";
 import { parseVersion, parseVersionList, versionName } from "./versions.ts";
@@ -45,58 +39,25 @@ Options:
   -h, --help          show this help
 `;
 
-interface Result {
-  url: string;
-  file: string;
-  bytes: number;
-  ok: boolean;
-  error?: string;
-}
-
-async function fetchOne(
+/** hq-interop: `GET /path` on a bidirectional stream; the reply is the file's bytes, then FIN. */
+function fetchOne(
   conn: QuicConnection,
   url: URL,
   dir: string,
   onBytes: (n: number) => void,
-): Promise<Result> {
-  const file = join(dir, basename(url.pathname) || "index.html");
-  const result: Result = { url: url.href, file, bytes: 0, ok: false };
-  try {
-    const { send, recv } = await conn.openBi();
-    await send.write(new TextEncoder().encode(`GET ${url.pathname}\r\n`));
-    void send.finish().catch(() => {});
-    const out = createWriteStream(file);
-    // Stream chunks are packet-sized: gather them into larger writes (fewer syscalls).
-    let pending: Uint8Array[] = [];
-    let pendingBytes = 0;
-    const flush = async () => {
-      if (pendingBytes === 0) return;
-      const block = Buffer.concat(pending, pendingBytes);
-      pending = [];
-      pendingBytes = 0;
-      if (!out.write(block)) await new Promise<void>((r) => out.once("drain", () => r()));
-    };
-    try {
-      for await (const chunk of recv) {
-        result.bytes += chunk.length;
-        onBytes(chunk.length);
-        pending.push(chunk.slice());
-        pendingBytes += chunk.length;
-        if (pendingBytes >= 256 * 1024) await flush();
-      }
-      await flush();
-    } finally {
-      await new Promise<void>((resolve, reject) =>
-        out.end((err?: Error | null) => (err ? reject(err) : resolve())),
-      );
-    }
-    result.ok = true;
-  } catch (err) {
-    result.error = (err as Error).message;
-  }
-  // A failed download leaves no file behind (no empty or truncated file mistaken for the real one).
-  if (!result.ok) await rm(file, { force: true }).catch(() => {});
-  return result;
+): Promise<DownloadResult> {
+  return download(
+    url,
+    dir,
+    onBytes,
+    async () => {
+      const { send, recv } = await conn.openBi();
+      await send.write(new TextEncoder().encode(`GET ${url.pathname}\r\n`));
+      void send.finish().catch(() => {});
+      return recv;
+    },
+    true,
+  );
 }
 
 export const getCommand: Command = {

@@ -392,7 +392,14 @@ export function serveH3(
   handler: H3Handler,
   options: ServeH3Options = {},
 ): H3Server {
-  const server = createH3Server(handler, options);
+  return serveFrom(source, createH3Server(handler, options));
+}
+
+/**
+ * Feeds `server` every connection of `source` (a QuicServer, whose accept loop it takes over, or
+ * one QuicConnection); `close()` of the result also closes a QuicServer source.
+ */
+export function serveFrom(source: QuicServer | QuicConnection, server: H3Server): H3Server {
   const isServer = !("openBi" in source);
   if (isServer) {
     void (async () => {

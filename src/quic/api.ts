@@ -18,6 +18,7 @@ import type {
   ServerTicketConfig,
 } from "./connection/connection.ts";
 import { defaultCryptoProvider } from "./crypto/node-provider.ts";
+import { type Deferred, deferred } from "./deferred.ts";
 import { type ConnectionHandler, Endpoint, type SocketAddress } from "./endpoint.ts";
 import { QuicUsageError } from "./errors.ts";
 import { AntiReplay } from "./tls/anti-replay.ts";
@@ -62,23 +63,6 @@ export function describeReason(r: ConnectionCloseReason): string {
     case "version-mismatch":
       return `no common QUIC version (server offers ${r.offered.map((v) => `0x${v.toString(16)}`).join(", ")})`;
   }
-}
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(v: T): void;
-  reject(e: unknown): void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  promise.catch(() => {});
-  return { promise, resolve, reject };
 }
 
 /** The sending half of a stream. */

@@ -9,6 +9,7 @@
  *     const { send, recv } = await client.open("ssh");            // relay side
  *     for await (const req of client.requests()) await client.accept(req);   // edge side
  */
+import { type Deferred, deferred } from "../quic/deferred.ts";
 import { BoundRecvStream } from "./bound-recv-stream.ts";
 import type {
   ReverseBiStream,
@@ -50,23 +51,6 @@ export interface ReverseDataStream<S extends ReverseSendStream = ReverseSendStre
 }
 
 type SendOf<C extends ReverseConnection> = Awaited<ReturnType<C["openBi"]>>["send"];
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(v: T): void;
-  reject(e: unknown): void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  promise.catch(() => {});
-  return { promise, resolve, reject };
-}
 
 /** Application error code used to reset data streams nobody claimed. */
 const BIND_REFUSED = 0x1;

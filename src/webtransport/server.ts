@@ -22,7 +22,13 @@
  */
 import type { H3Connection, H3Stream } from "../h3/connection.ts";
 import { H3ErrorCode } from "../h3/error-codes.ts";
-import { createH3Server, type H3Handler, type H3Server, type ServeH3Options } from "../h3/server.ts";
+import {
+  createH3Server,
+  type H3Handler,
+  type H3Server,
+  type ServeH3Options,
+  serveFrom,
+} from "../h3/server.ts";
 import type { H3RequestHead } from "../h3/session.ts";
 import type { QuicConnection, QuicServer } from "../quic/api.ts";
 import {
@@ -66,7 +72,7 @@ export interface WebTransportServerOptions
   maxConcurrentStreams?: number | undefined;
 }
 
-const noop = (): void => {};
+const _noop = (): void => {};
 const draft02Header: [string, string][] = [["sec-webtransport-http3-draft", "draft02"]];
 
 function headersOf(fields: readonly (readonly [string, string])[]): Headers {
@@ -221,21 +227,5 @@ export function serveWebTransport(
   options: WebTransportServerOptions,
   handler?: H3Handler,
 ): H3Server {
-  const server = createWebTransportServer(options, handler);
-  const isServer = !("openBi" in source);
-  if (isServer) {
-    void (async () => {
-      for await (const conn of source as QuicServer) void server.serve(conn);
-    })().catch(noop);
-  } else void server.serve(source as QuicConnection);
-  return {
-    serve: server.serve,
-    async close(): Promise<void> {
-      await server.close();
-      if (isServer) await (source as QuicServer).close();
-    },
-    get connections(): number {
-      return server.connections;
-    },
-  };
+  return serveFrom(source, createWebTransportServer(options, handler));
 }

@@ -3,6 +3,7 @@ import type { H3WebTransportStream } from "../h3/connection.ts";
 import type { RecvStream, SendStream } from "../quic/api.ts";
 import { WT_BUFFERED_STREAM_REJECTED, WT_SESSION_GONE } from "./error-codes.ts";
 import {
+  MAX_ENDED_SESSIONS,
   MAX_UNASSOCIATED_STREAMS,
   type RegisteredSession,
   WebTransportSessions,
@@ -75,5 +76,24 @@ describe("WebTransportSessions (stream routing)", () => {
     expect(late.codes).toEqual({ stop: WT_SESSION_GONE, reset: WT_SESSION_GONE });
     expect(s.got).toEqual([]);
     expect(r.size).toBe(0);
+  });
+
+  it("remembers at most MAX_ENDED_SESSIONS ended sessions, forgetting the oldest", () => {
+    const r = new WebTransportSessions();
+    for (let i = 0; i <= MAX_ENDED_SESSIONS; i++) {
+      const s = session(4 * i);
+      r.add(s);
+      r.remove(s);
+    }
+    expect(r.endedSessions).toBe(MAX_ENDED_SESSIONS);
+    // The oldest (session 0) is forgotten: its late stream waits as unassociated.
+    const forgotten = stream(0, 1);
+    r.route(forgotten.s);
+    expect(forgotten.codes).toEqual({});
+    expect(r.bufferedStreams).toBe(1);
+    // The newest is still refused as gone.
+    const late = stream(4 * MAX_ENDED_SESSIONS, 5);
+    r.route(late.s);
+    expect(late.codes).toEqual({ stop: WT_SESSION_GONE, reset: WT_SESSION_GONE });
   });
 });

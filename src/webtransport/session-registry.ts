@@ -14,6 +14,13 @@ import { WT_BUFFERED_STREAM_REJECTED, WT_SESSION_GONE } from "./error-codes.ts";
 /** Streams held for sessions not known yet. */
 export const MAX_UNASSOCIATED_STREAMS = 24;
 
+/**
+ * Ended session IDs remembered to refuse late streams with WT_SESSION_GONE. A peer can open and
+ * end sessions for the whole life of the connection, so the oldest are forgotten past this; a late
+ * stream for a forgotten session is buffered, then refused as unassociated.
+ */
+export const MAX_ENDED_SESSIONS = 1024;
+
 /** What the registry needs from a session. */
 export interface RegisteredSession {
   readonly id: number;
@@ -37,6 +44,11 @@ export class WebTransportSessions {
   /** Sessions currently open. */
   get size(): number {
     return this.live.size;
+  }
+
+  /** Ended session IDs remembered (observability, tests). */
+  get endedSessions(): number {
+    return this.ended.size;
   }
 
   /** Streams waiting for their session (observability, tests). */
@@ -78,6 +90,10 @@ export class WebTransportSessions {
     if (this.live.get(session.id) !== session) return;
     this.live.delete(session.id);
     this.ended.add(session.id);
+    if (this.ended.size > MAX_ENDED_SESSIONS) {
+      // A Set iterates in insertion order: drop the oldest.
+      this.ended.delete(this.ended.values().next().value as number);
+    }
     for (let i = 0; i < this.buffered.length; ) {
       if (this.buffered[i].sessionId === session.id) refuse(this.buffered.splice(i, 1)[0], WT_SESSION_GONE);
       else i++;

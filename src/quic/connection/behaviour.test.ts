@@ -4,31 +4,19 @@ import { QuicUsageError } from "../errors.ts";
 import { encodeVersionNegotiation, splitCoalescedPackets } from "../packet-header.ts";
 import { QUIC_V1, QUIC_V2 } from "../version.ts";
 import { Connection, type ConnectionEvent } from "./connection.ts";
-import { acceptFirst, clientConfig, runPair, serverConfig, T0 } from "./test-harness.ts";
+import {
+  acceptFirst,
+  clientConfig,
+  drainEvents,
+  handshakePair,
+  runPair,
+  serverConfig,
+  T0,
+} from "./test-harness.ts";
 
-function events(c: Connection): ConnectionEvent[] {
-  const out: ConnectionEvent[] = [];
-  for (let e = c.pollEvent(); e; e = c.pollEvent()) out.push(e);
-  return out;
-}
+const events = drainEvents;
 
-function handshake(clientOver = {}, serverOver = {}) {
-  const client = Connection.connect(clientConfig(clientOver), T0);
-  const ref: { server?: Connection } = {};
-  const sc = serverConfig(serverOver);
-  const t = runPair(
-    client,
-    sc,
-    (s) => !!s?.isHandshakeConfirmed && client.isHandshakeConfirmed,
-    {},
-    T0,
-    10_000,
-    undefined,
-    ref,
-  );
-  expect(client.isHandshakeConfirmed).toBe(true);
-  return { client, server: ref.server!, sc, t, ref };
-}
+const handshake = handshakePair;
 
 describe("version negotiation (RFC 9000 §6)", () => {
   it("a client retries with a version the server lists, and completes the handshake in it", () => {

@@ -32,6 +32,7 @@ import {
   PacketDropError,
   type PacketHeader,
   PacketType,
+  type ParseOptions,
   splitCoalescedPackets,
   validateRetryPacket,
   writeLongHeader,
@@ -404,6 +405,8 @@ export class Connection {
 
   // Connection IDs (RFC 9000 §5.1).
   private readonly cidLength: number;
+  /** How datagrams are split into packets: fixed for the connection, so built once, not per datagram. */
+  private readonly splitOptions: ParseOptions;
   private readonly localCids: LocalCid[] = [];
   private nextLocalCidSeq = 0;
   private readonly remoteCids: RemoteCid[] = [];
@@ -603,6 +606,11 @@ export class Connection {
     this.cidLength = common.connectionIdLength ?? 8;
     if (this.cidLength < 0 || this.cidLength > 20)
       throw new QuicUsageError("connection ID length must be 0..20");
+    this.splitOptions = {
+      localCidLength: this.cidLength,
+      // RFC 9287 §3: having advertised grease_quic_bit, we MUST accept a cleared fixed bit.
+      allowGreasedQuicBit: this.config.greaseQuicBit,
+    };
     this.maxDatagram = this.config.sendUdpPayloadSize;
     if (this.config.greaseQuicBit) {
       const r = this.provider.randomBytes(4);
@@ -1449,11 +1457,7 @@ export class Connection {
   private receiveDatagram(datagram: Uint8Array, now: number): void {
     let headers: PacketHeader[];
     try {
-      headers = splitCoalescedPackets(datagram, {
-        localCidLength: this.cidLength,
-        // RFC 9287 §3: having advertised grease_quic_bit, we MUST accept a cleared fixed bit.
-        allowGreasedQuicBit: this.config.greaseQuicBit,
-      });
+      headers = splitCoalescedPackets(datagram, this.splitOptions);
     } catch (err) {
       if (err instanceof PacketDropError) {
         this.checkStatelessReset(datagram);
@@ -1789,7 +1793,10 @@ export class Connection {
   private checkKeyUsage(now: number): void {
     const ku = this.appKeys;
     if (!ku) return;
-    const limit = this.aeadLimits().confidentiality;
+    // Per sealed packet: read the one limit needed without building the aeadLimits() object.
+    const limit =
+      this.common.aeadLimits?.confidentiality ??
+      AEAD_LIMITS[this.appSuite?.aead ?? "aes-128-gcm"].confidentiality;
     const interval =
       this.config.keyUpdateInterval > 0 ? this.config.keyUpdateInterval : Number.POSITIVE_INFINITY;
     const due = ku.packetsSealed >= Math.min(interval, automaticUpdateThreshold(limit));
@@ -1822,10 +1829,7 @@ export class Connection {
         continue;
       }
       try {
-        const headers = splitCoalescedPackets(p.data, {
-          localCidLength: this.cidLength,
-          allowGreasedQuicBit: this.config.greaseQuicBit,
-        });
+        const headers = splitCoalescedPackets(p.data, this.splitOptions);
         for (const h of headers) this.processPacket(p.data, h, this.now);
       } catch (err) {
         if (!(err instanceof PacketDropError)) throw err;
@@ -2897,13 +2901,18 @@ export class Connection {
   }
 
   private onPathResponse(data: Uint8Array, now: number): void {
-    const paths = [this.activePath, this.previousPath, ...this.probePaths];
-    for (const path of paths) {
-      const r = path?.onResponse(data);
-      if (!r) continue;
-      if (r === "validated") this.onPathValidated(path!, now);
-      return;
-    }
+    // Active, previous, then probe paths; walked in place (no array built per PATH_RESPONSE).
+    if (this.tryPathResponse(this.activePath, data, now)) return;
+    if (this.previousPath && this.tryPathResponse(this.previousPath, data, now)) return;
+    for (const path of this.probePaths) if (this.tryPathResponse(path, data, now)) return;
+  }
+
+  /** True when `path` sent the challenge `data` answers (validating it if that completes it). */
+  private tryPathResponse(path: NetworkPath, data: Uint8Array, now: number): boolean {
+    const r = path.onResponse(data);
+    if (!r) return false;
+    if (r === "validated") this.onPathValidated(path, now);
+    return true;
   }
 
   private onPathValidated(path: NetworkPath, now: number): void {
@@ -3675,7 +3684,11 @@ export class Connection {
         room = this.addAppFrames(frames, sent, room, now);
         this.buildingZeroRtt = false;
       }
-      if (frames.some((f) => f.kind !== "ack" && f.kind !== "padding")) ackEliciting = true;
+      // Per packet: a plain loop (no closure), skipped once the packet is known ack-eliciting.
+      for (let i = 0; i < frames.length && !ackEliciting; i++) {
+        const kind = frames[i].kind;
+        if (kind !== "ack" && kind !== "padding") ackEliciting = true;
+      }
       if (space.probes > 0 && !ackEliciting && room >= 1 && !probing) {
         frames.push({ kind: "ping" });
         sent.push({ k: "ping" });
@@ -3958,18 +3971,24 @@ export class Connection {
     }
     const keys = p.zeroRtt ? this.zeroRttKeys! : space.writeKeys!;
     const end = protectPacket(keys, buf, p.start, p.pnOffset, p.payloadEnd, p.pn);
-    if (p.space === APP && !p.zeroRtt && this.appKeys) {
-      let largestAcked: number | undefined;
-      for (const f of p.frames) if (f.k === "ack") largestAcked = f.largest;
-      this.appKeys.onSealed(largestAcked);
+    // One pass over the frames (per packet): ACK presence, its largest, any non-ACK frame.
+    let largestAcked: number | undefined;
+    let hasAck = false;
+    let hasNonAck = false;
+    for (const f of p.frames) {
+      if (f.k === "ack") {
+        hasAck = true;
+        largestAcked = f.largest;
+      } else hasNonAck = true;
     }
+    if (p.space === APP && !p.zeroRtt && this.appKeys) this.appKeys.onSealed(largestAcked);
     const size = end - p.start;
-    const inFlight = !p.probe && (p.ackEliciting || p.frames.some((f) => f.k !== "ack"));
+    const inFlight = !p.probe && (p.ackEliciting || hasNonAck);
     const packet = new SentPacket<Sent[]>(p.pn, now, size, p.ackEliciting, inFlight, p.frames);
     this.loss.onPacketSent(p.space as PacketNumberSpace, packet);
     if (inFlight) this.cc.onPacketSent(size, now);
     if (p.ackEliciting) this.pacer.onSend(now, size);
-    if (p.frames.some((f) => f.k === "ack")) space.received.onAckSent();
+    if (hasAck) space.received.onAckSent();
     this.counters.packetsSent++;
     if (p.zeroRtt) this.counters.zeroRttPacketsSent++;
     if (p.ackEliciting) this.resetIdleTimerOnSend(now);

@@ -1,21 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { Connection } from "./connection.ts";
-import { clientConfig, runPair, serverConfig, T0 } from "./test-harness.ts";
+import { handshakePair, runPair } from "./test-harness.ts";
 
 describe("idle timeout while probing a silent peer (RFC 9000 §10.1)", () => {
   it("PTO probes do not push the idle deadline: only the first ack-eliciting send after a receipt does", () => {
-    const client = Connection.connect(clientConfig({ transport: { maxIdleTimeout: 2000 } }), T0);
-    const ref: { server?: Connection } = {};
-    const sc = serverConfig({ transport: { maxIdleTimeout: 2000 } });
-    const t = runPair(
-      client,
-      sc,
-      (s) => !!s?.isHandshakeConfirmed && client.isHandshakeConfirmed,
-      {},
-      T0,
-      10_000,
-      undefined,
-      ref,
+    const { client, sc, t, ref } = handshakePair(
+      { transport: { maxIdleTimeout: 2000 } },
+      { transport: { maxIdleTimeout: 2000 } },
     );
     expect(client.isHandshakeConfirmed).toBe(true);
     // From now on the server hears nothing and says nothing; the client keeps probing.

@@ -1,23 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { PacketType, splitCoalescedPackets } from "../packet-header.ts";
 import { Connection } from "./connection.ts";
-import { clientConfig, runPair, serverConfig, T0 } from "./test-harness.ts";
+import { clientConfig, handshakePair, runPair, serverConfig, T0 } from "./test-harness.ts";
 
 describe("PTO probes carry the data in flight (RFC 9002 §6.2.4)", () => {
   it("a request whose packet and every ACK are lost still reaches the server in the probes", () => {
-    const client = Connection.connect(clientConfig(), T0);
-    const ref: { server?: Connection } = {};
-    const sc = serverConfig();
-    const t = runPair(
-      client,
-      sc,
-      (s) => !!s?.isHandshakeConfirmed && client.isHandshakeConfirmed,
-      {},
-      T0,
-      10_000,
-      undefined,
-      ref,
-    );
+    const { client, sc, t, ref } = handshakePair();
     const server = ref.server!;
     expect(client.isHandshakeConfirmed).toBe(true);
     while (client.pollTransmit(t)) {

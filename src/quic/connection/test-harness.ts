@@ -4,7 +4,12 @@
  */
 import { PacketType, splitCoalescedPackets } from "../packet-header.ts";
 import { generateDevCertificate } from "../tls/dev-certificate.ts";
-import type { ClientConnectionConfig, PathAddress, ServerConnectionConfig } from "./connection.ts";
+import type {
+  ClientConnectionConfig,
+  ConnectionEvent,
+  PathAddress,
+  ServerConnectionConfig,
+} from "./connection.ts";
 import { Connection } from "./connection.ts";
 
 export const T0 = Date.UTC(2026, 10, 23, 12, 0, 0);
@@ -216,4 +221,43 @@ export function runPair(
     if (s2 && (s2.nextTimeout() ?? Number.POSITIVE_INFINITY) <= now) s2.handleTimeout(now);
   }
   return now;
+}
+
+/**
+ * A client and a server run until both have confirmed the handshake (no impairments), for tests
+ * that start from an established connection. `t` is the virtual time then; `sc` the server's
+ * configuration and `ref` its holder, to keep running the pair with {@link runPair}.
+ */
+export function handshakePair(
+  clientOver: Partial<ClientConnectionConfig> = {},
+  serverOver: Partial<ServerConnectionConfig> = {},
+): {
+  client: Connection;
+  server: Connection;
+  sc: ServerConnectionConfig;
+  t: number;
+  ref: { server?: Connection };
+} {
+  const client = Connection.connect(clientConfig(clientOver), T0);
+  const ref: { server?: Connection } = {};
+  const sc = serverConfig(serverOver);
+  const t = runPair(
+    client,
+    sc,
+    (s) => !!s?.isHandshakeConfirmed && client.isHandshakeConfirmed,
+    {},
+    T0,
+    10_000,
+    undefined,
+    ref,
+  );
+  if (!client.isHandshakeConfirmed || !ref.server) throw new Error("handshake did not complete");
+  return { client, server: ref.server, sc, t, ref };
+}
+
+/** Every event a connection has queued. */
+export function drainEvents(c: Connection): ConnectionEvent[] {
+  const out: ConnectionEvent[] = [];
+  for (let e = c.pollEvent(); e; e = c.pollEvent()) out.push(e);
+  return out;
 }
