@@ -5,16 +5,18 @@
  * (connect() until the handshake completed) at that load: median and p99.
  *
  *   npm run bench:handshakes [-- --quick] [-- --no-write]
+ *   tsx bench/handshakes.ts --no-write --servers purequic --modes full --runs 3 --server-cpu-prof /tmp/prof
  *
  * Servers: purequic's CLI server, and quinn-peer and quicgo-peer (interop/peers) when built: the
  * same clients measure them in the same run, runs interleaved. ALPN hq-interop, ECDSA P-256
  * certificate, no stream is opened; a client closes each connection once it completed (resumed:
  * once it also got the new session ticket, which the next connection uses).
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { Session } from "node:inspector";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { makeTestCertificate } from "../interop/lib.ts";
+import { makeTestCertificate, purequicBin, startUntil } from "../interop/lib.ts";
 import { connect, type QuicConnection } from "../src/quic/api.ts";
 import { Endpoint } from "../src/quic/endpoint.ts";
 import type { SessionTicketEntry } from "../src/quic/tls/session-cache.ts";
@@ -37,6 +39,65 @@ import {
 import { benchRole, medianOf, percentile, RoleProcess, roleArgs, serveRole, spread } from "./role-process.ts";
 
 const CLIENT_PROCESSES = 2;
+const ALL_SERVERS: readonly ServerName[] = ["purequic", "quinn", "quic-go"];
+
+/** Options of this bench beyond the harness's: which servers and modes, how many runs, profiling. */
+interface HandshakeBenchOptions {
+  servers: readonly ServerName[];
+  modes: readonly Mode[];
+  runs: number;
+  /** Directory for a V8 CPU profile of the purequic server (`node --cpu-prof`), written when it stops. */
+  serverCpuProf: string | undefined;
+  /** Directory for V8 CPU profiles of the client processes, one per client and run. */
+  clientCpuProf: string | undefined;
+}
+
+const HELP = `options: --quick (short runs, CI smoke)  --no-write (leave docs/BENCHMARKS.md alone)
+  --servers LIST          comma-separated, of ${ALL_SERVERS.join(",")} (default: all that are built)
+  --modes LIST            full,resumed (default: both)
+  --runs N                runs per row (default 3)
+  --server-cpu-prof DIR   run the purequic server under node --cpu-prof, profile in DIR
+  --client-cpu-prof DIR   profile each client process during each run (node:inspector), into DIR`;
+
+/** Takes this bench's own options out of `argv`; the rest goes to the harness's parser. */
+function parseHandshakeArgs(argv: string[]): HandshakeBenchOptions {
+  const opts: HandshakeBenchOptions = {
+    servers: ALL_SERVERS,
+    modes: ["full", "resumed"],
+    runs: 3,
+    serverCpuProf: undefined,
+    clientCpuProf: undefined,
+  };
+  const value = (i: number) => {
+    const v = argv[i + 1];
+    if (v === undefined) throw new Error(`${argv[i]} needs a value`);
+    argv.splice(i, 2);
+    return v;
+  };
+  for (let i = 0; i < argv.length; ) {
+    const arg = argv[i];
+    if (arg === "--help" || arg === "-h") {
+      console.log(HELP);
+      process.exit(0);
+    } else if (arg === "--servers") {
+      const list = value(i).split(",");
+      for (const s of list)
+        if (!ALL_SERVERS.includes(s as ServerName)) throw new Error(`--servers: unknown server ${s}`);
+      opts.servers = list as ServerName[];
+    } else if (arg === "--modes") {
+      const list = value(i).split(",");
+      for (const m of list)
+        if (m !== "full" && m !== "resumed") throw new Error(`--modes: unknown mode ${m}`);
+      opts.modes = list as Mode[];
+    } else if (arg === "--runs") {
+      opts.runs = Number(value(i));
+      if (!Number.isInteger(opts.runs) || opts.runs < 1) throw new Error("--runs needs a positive integer");
+    } else if (arg === "--server-cpu-prof") opts.serverCpuProf = value(i);
+    else if (arg === "--client-cpu-prof") opts.clientCpuProf = value(i);
+    else i++;
+  }
+  return opts;
+}
 const IN_FLIGHT_PER_CLIENT = 16;
 
 type Mode = "full" | "resumed";
@@ -122,6 +183,53 @@ async function clientRun(ca: string, r: ClientRunRequest): Promise<ClientRunResu
   return { completed, resumed, errors, firstError, seconds, latenciesMs };
 }
 
+/** The purequic CLI server under `node --cpu-prof` (not allowed in NODE_OPTIONS, hence its own command). */
+async function startProfiledServer(
+  dir: string,
+  cert: string,
+  key: string,
+  root: string,
+): Promise<RunningServer> {
+  const r = await startUntil(
+    process.execPath,
+    [
+      "--cpu-prof",
+      `--cpu-prof-dir=${dir}`,
+      purequicBin,
+      "server",
+      "--listen",
+      "127.0.0.1:0",
+      "--cert",
+      cert,
+      "--key",
+      key,
+      "--root",
+      root,
+    ],
+    /listening on udp [\d.]+:(\d+)/,
+  );
+  return { name: "purequic", port: Number(r.match[1]), child: r.child };
+}
+
+let profiles = 0;
+
+/** Runs `f` under the V8 CPU profiler of this process; writes the profile into `dir`. */
+async function profiled<T>(dir: string, f: () => Promise<T>): Promise<T> {
+  const session = new Session();
+  session.connect();
+  const post = (method: string) =>
+    new Promise<unknown>((res, rej) => session.post(method, (err, r) => (err ? rej(err) : res(r))));
+  await post("Profiler.enable");
+  await post("Profiler.start");
+  try {
+    return await f();
+  } finally {
+    const { profile } = (await post("Profiler.stop")) as { profile: unknown };
+    writeFileSync(join(dir, `client-${process.pid}-${++profiles}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  }
+}
+
 interface Cell {
   server: ServerName;
   mode: Mode;
@@ -135,21 +243,21 @@ interface Cell {
   firstError: string;
 }
 
-export const handshakesBench: Bench = {
+export const handshakesBench = {
   name: "handshakes",
-  async run(opts: BenchOptions): Promise<void> {
-    const runs = 3;
+  async run(opts: BenchOptions, hs: HandshakeBenchOptions = parseHandshakeArgs([])): Promise<void> {
+    const runs = hs.runs;
     const durationMs = opts.quick ? 1000 : 4000;
     const machine = machineInfo();
     const work = mkdtempSync(join(tmpdir(), "purequic-bench-hs-"));
     const { cert, key } = makeTestCertificate(work);
     const ca = readFileSync(cert, "utf8");
-    const { names, missing } = availableServers(["purequic", "quinn", "quic-go"]);
+    const { names, missing } = availableServers(hs.servers);
     const servers: RunningServer[] = [];
     const clients: RoleProcess[] = [];
     const cells: Cell[] = [];
     for (const server of names)
-      for (const mode of ["full", "resumed"] as const)
+      for (const mode of hs.modes)
         cells.push({
           server,
           mode,
@@ -162,9 +270,13 @@ export const handshakesBench: Bench = {
           firstError: "",
         });
     try {
-      for (const n of names) servers.push(await startServer(n, cert, key, work));
+      for (const n of names) {
+        if (n === "purequic" && hs.serverCpuProf)
+          servers.push(await startProfiledServer(hs.serverCpuProf, cert, key, work));
+        else servers.push(await startServer(n, cert, key, work));
+      }
       for (let i = 0; i < CLIENT_PROCESSES; i++)
-        clients.push(await RoleProcess.start(import.meta.url, "client", { ca }));
+        clients.push(await RoleProcess.start(import.meta.url, "client", { ca, cpuProf: hs.clientCpuProf }));
       for (let r = 0; r < runs; r++) {
         for (const cell of cells) {
           const srv = servers.find((s) => s.name === cell.server)!;
@@ -195,7 +307,15 @@ export const handshakesBench: Bench = {
       }
     } finally {
       for (const c of clients) c.kill();
-      for (const s of servers) s.child.kill("SIGKILL");
+      for (const s of servers) {
+        if (s.name === "purequic" && hs.serverCpuProf) {
+          // SIGTERM stops the CLI server cleanly, so node writes the profile on exit.
+          const exited = new Promise((res) => s.child.once("exit", res));
+          s.child.kill("SIGTERM");
+          await Promise.race([exited, new Promise((res) => setTimeout(res, 10_000))]);
+        }
+        s.child.kill("SIGKILL");
+      }
       rmSync(work, { recursive: true, force: true });
     }
     const ms = (n: number) => n.toFixed(1);
@@ -252,11 +372,17 @@ export const handshakesBench: Bench = {
       console.log("written to docs/BENCHMARKS.md");
     }
   },
-};
+} satisfies Bench;
 
 if (isMain(import.meta.url)) {
   if (benchRole() === "client") {
-    const { ca } = roleArgs<{ ca: string }>();
-    serveRole({ run: (r: ClientRunRequest) => clientRun(ca, r) });
-  } else await handshakesBench.run(parseBenchArgs());
+    const { ca, cpuProf } = roleArgs<{ ca: string; cpuProf?: string }>();
+    serveRole({
+      run: (r: ClientRunRequest) => (cpuProf ? profiled(cpuProf, () => clientRun(ca, r)) : clientRun(ca, r)),
+    });
+  } else {
+    const argv = process.argv.slice(2);
+    const hs = parseHandshakeArgs(argv);
+    await handshakesBench.run(parseBenchArgs(argv), hs);
+  }
 }

@@ -21,6 +21,13 @@ export interface Impl {
   /** Cases it cannot do in one role only, with the reason; the key "*" means every case. */
   readonly unsupportedAsClient?: Record<string, string>;
   readonly unsupportedAsServer?: Record<string, string>;
+  /**
+   * Cases where this peer has a diagnosed bug that makes some runs fail, with the evidence, per
+   * role. A failing cell is then shown as the peer's ("✗ peer") and does not fail the run; a
+   * passing one stays ✓.
+   */
+  readonly knownBugsAsClient?: Record<string, string>;
+  readonly knownBugsAsServer?: Record<string, string>;
   server(ctx: RunContext): Promise<ServerRun>;
   client(ctx: RunContext, port: number, urls: string[]): Promise<{ code: number | null; output: string }>;
 }
@@ -70,6 +77,11 @@ export interface TestCase {
   readonly certificate?: "large-chain";
   /** Two connections in a row: the first fetches the first file, the second the rest. */
   readonly resume?: "ticket" | "0rtt";
+  /**
+   * What the client must do: "download" (default) every file byte for byte and exit 0;
+   * "give-up": abandon the attempt on the server's Version Negotiation (versionnegotiation).
+   */
+  readonly clientOutcome?: "download" | "give-up";
 }
 
 /** The impairments of a relay-based case and the checks made from its capture. */
@@ -105,6 +117,15 @@ export interface ConnectionFacts {
   zeroRttReceived: number;
   /** STREAM payload bytes the client sent in 1-RTT packets. */
   clientOneRttStreamBytes: number;
+  /** Data (hex) of the PATH_CHALLENGE / PATH_RESPONSE frames purequic sent and received (RFC 9000 §8.2). */
+  pathChallengesSent: string[];
+  pathChallengesReceived: string[];
+  pathResponsesSent: string[];
+  pathResponsesReceived: string[];
+  /** qlog network tuples (tuple_assigned): tuple ID → the connection IDs used toward it. */
+  tupleConnectionIds: Record<string, string[]>;
+  /** Tuple IDs whose migration_state_updated reached migration_complete. */
+  migratedTuples: string[];
 }
 
 export function run(

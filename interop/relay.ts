@@ -43,7 +43,8 @@ export type DropReason =
   | "random" // the drop probability
   | "queue" // the bandwidth-limited link's queue was full
   | "overflow" // the delay line hit maxPending / maxPendingBytes
-  | "stale"; // a server packet to an upstream socket that a rebind retired
+  | "stale" // a server packet to an upstream socket that a rebind retired
+  | "mtu"; // larger than the link's mtu
 
 export type PacketKind = "initial" | "0rtt" | "handshake" | "retry" | "vn" | "1rtt" | "unknown";
 
@@ -157,6 +158,14 @@ export interface RelayOptions {
   maxPending?: number;
   /** Most bytes waiting in a direction's delay line (default 16 MiB). */
   maxPendingBytes?: number;
+  /**
+   * Largest UDP payload the link carries, both directions (default: no limit). Larger datagrams
+   * are dropped as "mtu", as a router drops what exceeds its link MTU: the interop runner's
+   * simulated links have a 1500-byte MTU (1472 bytes of UDP payload over IPv4, 1452 over IPv6),
+   * while loopback carries 65,507 — without a limit, a stack's PMTU discovery would find sizes
+   * no real path has.
+   */
+  mtu?: number;
 }
 
 export interface DirectionStats {
@@ -391,7 +400,7 @@ function newDirStats(): DirectionStats {
     forwarded: 0,
     forwardedBytes: 0,
     corrupted: 0,
-    dropped: { scripted: 0, blackhole: 0, random: 0, queue: 0, overflow: 0, stale: 0 },
+    dropped: { scripted: 0, blackhole: 0, random: 0, queue: 0, overflow: 0, stale: 0, mtu: 0 },
   };
 }
 
@@ -763,6 +772,10 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       cfg.dropWhen?.({ index, t, data, kinds: record.kinds })
     ) {
       finish("scripted");
+      return;
+    }
+    if (options.mtu !== undefined && data.length > options.mtu) {
+      finish("mtu");
       return;
     }
     if (inBlackhole(cfg, t)) {

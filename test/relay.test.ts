@@ -226,6 +226,20 @@ describe("relay: drops", () => {
     expect(relay.stats.toClient.dropped.scripted).toBe(2);
   });
 
+  it("drops datagrams larger than the link's mtu, both ways", async () => {
+    const server = await peer(true);
+    const client = await peer();
+    const relay = await relayTo(server, { mtu: 1472 });
+    client.sock.send(numbered(1, 1472), relay.port, "127.0.0.1");
+    client.sock.send(numbered(2, 1473), relay.port, "127.0.0.1");
+    client.sock.send(numbered(3, 9000), relay.port, "127.0.0.1");
+    client.sock.send(numbered(4, 100), relay.port, "127.0.0.1");
+    expect(await waitFor(() => server.received.length === 2 && client.received.length === 2)).toBe(true);
+    await sleep(100);
+    expect(indices(server.received)).toEqual([1, 4]);
+    expect(relay.stats.toServer.dropped.mtu).toBe(2);
+  });
+
   it("drops by predicate", async () => {
     const server = await peer();
     const client = await peer();

@@ -6,10 +6,18 @@
  * verify the certificate — the matrix's byte-for-byte file check decides.
  */
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Impl, type RunContext, run } from "../matrix.ts";
+import { PROBE_VERSION, versionHex } from "../version-negotiation.ts";
 import { freeUdpPort, urlHost, waitForUdpListener } from "./udp-listener.ts";
+
+/** ngtcp2's own qlog of a run, next to purequic's (it does not create the folder itself). */
+function qlogDir(ctx: RunContext): string {
+  const dir = join(ctx.dir, "ngtcp2-qlog");
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
 
 const CHACHA20_ONLY = "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+CHACHA20-POLY1305";
 
@@ -21,11 +29,11 @@ export function ngtcp2(clientBin: string, serverBin: string): Impl {
     isPurequic: false,
     unsupported: {
       v2: "ngtcp2 0.12.1 only knows the QUIC v2 draft (0x709a50c4), not RFC 9369's 0x6b3343cf",
-      versionnegotiation: "gtlsclient cannot be told to start with an unknown version and expect to fail",
     },
     async server(ctx) {
       const port = await freeUdpPort(ctx.host);
       const args = ["-q", "--no-quic-dump", "--no-http-dump", "-d", ctx.www];
+      args.push(`--qlog-dir=${qlogDir(ctx)}`);
       const tc = ctx.testCase.name;
       if (tc === "chacha20") args.push(`--ciphers=${CHACHA20_ONLY}`);
       if (tc === "retry") args.push("-V");
@@ -38,9 +46,14 @@ export function ngtcp2(clientBin: string, serverBin: string): Impl {
     async client(ctx, port, urls) {
       const tc = ctx.testCase;
       const base = ["-q", "--no-quic-dump", "--no-http-dump", "--exit-on-all-streams-close"];
+      // ngtcp2's own view of every run (its qlog), next to purequic's.
+      base.push(`--qlog-dir=${qlogDir(ctx)}`);
       base.push("--download", ctx.downloads);
       if (tc.name === "chacha20") base.push(`--ciphers=${CHACHA20_ONLY}`);
       if (tc.name === "keyupdate") base.push("--key-update=1ms");
+      // An unknown version goes out with v1's packet types; on the VN gtlsclient stops with
+      // ERR_RECV_VERSION_NEGOTIATION (no --preferred-versions: nothing to retry with).
+      if (tc.name === "versionnegotiation") base.push(`--version=${versionHex(PROBE_VERSION)}`);
       const u = urls.map((p) => `https://${urlHost(ctx.host)}:${port}/${p}`);
       const once = (extra: string[], list: string[]) =>
         run(clientBin, [...base, ...extra, ctx.host, String(port), ...list], env(ctx), tc.timeoutMs);

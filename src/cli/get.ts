@@ -1,14 +1,15 @@
+import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { Presets, SingleBar } from "cli-progress";
-import { connect, describeReason, type QuicConnection, readPem } from "../quic/api.ts";
+import { ConnectionClosedError, connect, describeReason, type QuicConnection, readPem } from "../quic/api.ts";
 import type { SessionTicketEntry } from "../quic/tls/session-cache.ts";
 import { parseCipherList } from "./ciphers.ts";
 import type { Command } from "./command.ts";
 import { type DownloadResult, download } from "./download.ts";
 import { h3ClientFor, h3FetchOne } from "./h3-get.ts";
 import { loadSessionFile, saveSessionFile } from "./session-file.ts";
-import { parseVersion, parseVersionList, versionName } from "./versions.ts";
+import { parseInitialVersion, parseVersionList, versionName } from "./versions.ts";
 
 const HELP = `Usage: purequic get [options] URL...
 
@@ -29,7 +30,10 @@ Options:
                       and save the newest ticket this run receives there (owner-only file)
   --zerortt           send the requests in 0-RTT when the session allows it (needs
                       --session-file; 0-RTT requests can be replayed: only for safe requests)
-  --version V         QUIC version of the first Initial: v1 (default) or v2
+  --version V         QUIC version of the first Initial: v1 (default) or v2; or a reserved
+                      version 0x?a?a?a?a ("reserved": a random one) to probe the server: it
+                      answers with Version Negotiation and get exits 1 naming its versions
+                      (with --versions, it retries in one of those instead, RFC 9368)
   --versions LIST     versions offered for compatible negotiation, preferred first, e.g. v2,v1
                       (start in v1, let the server upgrade to v2; default: --version, then the other)
   --key-update        update the 1-RTT keys once, as early as allowed (RFC 9001 §6)
@@ -122,7 +126,7 @@ export const getCommand: Command = {
     let version: number | undefined;
     let versions: number[] | undefined;
     try {
-      version = values.version ? parseVersion(values.version) : undefined;
+      version = values.version ? parseInitialVersion(values.version, () => randomBytes(4)) : undefined;
       versions = values.versions ? parseVersionList(values.versions) : undefined;
     } catch (err) {
       process.stderr.write(`purequic get: ${(err as Error).message}\n`);
@@ -154,6 +158,14 @@ export const getCommand: Command = {
       // The update starts once allowed: handshake confirmed, a 1-RTT packet acknowledged.
       if (values["key-update"]) conn.forceKeyUpdate();
     } catch (err) {
+      const r = err instanceof ConnectionClosedError ? err.reason : undefined;
+      if (r?.kind === "version-mismatch" && version !== undefined) {
+        // The probe's answer (RFC 9000 §6): what the server speaks instead.
+        process.stderr.write(
+          `purequic get: ${origin.host} does not speak QUIC ${versionName(version)}: its Version Negotiation offers ${r.offered.map(versionName).join(", ")}\n`,
+        );
+        return 1;
+      }
       process.stderr.write(`purequic get: cannot connect to ${origin.host}: ${(err as Error).message}\n`);
       return 1;
     }

@@ -15,6 +15,7 @@ import { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import type { H3Handler } from "../h3/server.ts";
 import { listen, type QuicConnection, readPem } from "../quic/api.ts";
+import { QuicUsageError } from "../quic/errors.ts";
 import { ChatRoom } from "../webtransport/chat-room.ts";
 import { webTransportDemoPage } from "../webtransport/demo-page.ts";
 import { echoSession } from "../webtransport/echo.ts";
@@ -39,6 +40,8 @@ Options:
   --alpn LIST         comma-separated ALPN protocols (default h3,hq-interop)
   --ciphers LIST      TLS cipher suites to accept, e.g. TLS_CHACHA20_POLY1305_SHA256
   --max-streams N     concurrent bidirectional streams a client may open (default 100)
+  --max-handshakes N  handshakes in progress at once; clients beyond it are refused with
+                      CONNECTION_REFUSED (RFC 9000 §5.2.2; default 1024)
   --retry             validate every client address with a Retry first (RFC 9000 §8.1.2)
   --early-data        accept 0-RTT from resuming clients (replayable: serve only safe requests)
   --preferred-address HOST:PORT
@@ -53,6 +56,15 @@ Options:
                       ahead of the AEAD limit)
   -h, --help          show this help
 `;
+
+/** The value of an option that takes a positive integer; a QuicUsageError for anything else. */
+export function parsePositiveInteger(option: string, value: string): number {
+  const n = /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new QuicUsageError(`--${option} needs a positive integer, got "${value}"`);
+  }
+  return n;
+}
 
 /** hq-interop error code for a missing file (the stream is reset with it). */
 const HQ_NOT_FOUND = 0x104n;
@@ -136,10 +148,19 @@ async function serveConnection(conn: QuicConnection, root: string): Promise<void
         send.reset(HQ_NOT_FOUND);
         return;
       }
-      for await (const chunk of createReadStream(file, { highWaterMark: 256 * 1024 })) {
-        await send.write(chunk as Buffer);
+      // The FIN leaves with the file's last bytes (a write and finish() in the same tick share a
+      // packet): one packet less per small file than a FIN on its own. The read stops at the size
+      // seen now, so a file growing meanwhile cannot write past the FIN.
+      const size = (await stat(file)).size;
+      let left = size;
+      if (size > 0) {
+        for await (const chunk of createReadStream(file, { end: size - 1, highWaterMark: 256 * 1024 })) {
+          left -= (chunk as Buffer).length;
+          if (left > 0) await send.write(chunk as Buffer);
+          else await Promise.all([send.write(chunk as Buffer), send.finish()]);
+        }
       }
-      await send.finish();
+      if (left > 0 || size === 0) await send.finish(); // empty, or the file shrank while read
     })().catch(() => {
       try {
         send.reset(0x101n);
@@ -181,6 +202,7 @@ export const serverCommand: Command = {
         retry: { type: "boolean" },
         "early-data": { type: "boolean" },
         "max-streams": { type: "string" },
+        "max-handshakes": { type: "string" },
         "preferred-address": { type: "string" },
         "disable-migration": { type: "boolean" },
         versions: { type: "string" },
@@ -197,8 +219,11 @@ export const serverCommand: Command = {
       return 2;
     }
     let versions: number[] | undefined;
+    let maxHandshakes: number | undefined;
     try {
       versions = values.versions ? parseVersionList(values.versions) : undefined;
+      const mh = values["max-handshakes"];
+      maxHandshakes = mh === undefined ? undefined : parsePositiveInteger("max-handshakes", mh);
     } catch (err) {
       process.stderr.write(`purequic server: ${(err as Error).message}\n`);
       return 2;
@@ -218,6 +243,7 @@ export const serverCommand: Command = {
       certificatePem: values.cert ? readPem(values.cert) : undefined,
       privateKeyPem: values.key ? readPem(values.key) : undefined,
       retry: values.retry ? "always" : "never",
+      maxHandshakes,
       earlyData: values["early-data"] === true,
       cipherSuites: values.ciphers ? parseCipherList(values.ciphers) : undefined,
       transport:

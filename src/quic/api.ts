@@ -695,12 +695,18 @@ export interface ConnectOptions {
   /** Accept a server whose leaf certificate has one of these SHA-256 hashes (WebTransport style). */
   readonly serverCertificateHashes?: readonly Uint8Array[];
   readonly transport?: Partial<TransportConfig>;
-  /** QUIC version to start with (default v1). */
+  /**
+   * QUIC version to start with (default v1). A reserved version 0x?a?a?a?a (`greaseVersion()`,
+   * RFC 9000 §15) probes the server: its Version Negotiation makes `connect` reject with a
+   * {@link ConnectionClosedError} whose reason is `version-mismatch`, listing the server's versions
+   * — unless `versions` names one of them, which the client then tries (RFC 9368 §2.1).
+   */
   readonly version?: number;
   /**
    * Versions offered for compatible version negotiation (RFC 9368), in preference order; the
    * server may switch the connection to any of them (e.g. `[QUIC_V2, QUIC_V1]`: start in v1, get
-   * upgraded to v2). Default: `version`, then the other supported version.
+   * upgraded to v2). Default: `version`, then the other supported version (none after a reserved
+   * `version`).
    */
   readonly versions?: readonly number[];
   /** TLS cipher suites to offer, by id (e.g. 0x1303), in preference order. */

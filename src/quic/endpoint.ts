@@ -15,6 +15,7 @@ import {
   type RetryPolicy,
   ServerAddressValidation,
 } from "./address-validation.ts";
+import type { TransportConfig } from "./connection/config.ts";
 import type {
   ClientConnectionConfig,
   ConnectionEvent,
@@ -24,6 +25,7 @@ import type {
 import { Connection } from "./connection/connection.ts";
 import { defaultCryptoProvider } from "./crypto/providers.ts";
 import { QuicUsageError, TransportErrorCode } from "./errors.ts";
+import { clientInitialDecrypts } from "./initial-authentication.ts";
 import { encodeVersionNegotiation, PacketType, parsePacketHeader } from "./packet-header.ts";
 import { isSupportedVersion, SUPPORTED_VERSIONS } from "./version.ts";
 
@@ -101,6 +103,33 @@ interface Entry {
 
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
 
+/**
+ * The largest UDP payload a loopback path carries: Linux's `lo` has a 65536-byte MTU, so the
+ * IP limits apply — 65535 − 20 − 8 for IPv4, 65536 − 40 − 8 for IPv6. Undefined for any other
+ * address.
+ */
+export function loopbackUdpPayloadLimit(address: string): number | undefined {
+  if (address === "::1") return 65488;
+  if (address.startsWith("127.") || address.startsWith("::ffff:127.")) return 65507;
+  return undefined;
+}
+
+/**
+ * The transport settings for a connection to `address`: on a loopback path, PMTU discovery
+ * (RFC 9000 §14.3, RFC 8899) may search up to the loopback limit unless the application chose
+ * `pmtuUpperBound` — a path known to carry more than Ethernet, where the per-datagram cost
+ * (one send, one AEAD per packet) bounds throughput. On other hosts' loopback MTUs (macOS: 16384)
+ * larger probes are lost and the search settles below, as it does anywhere.
+ */
+function transportForPath(
+  transport: Partial<TransportConfig> | undefined,
+  address: string,
+): Partial<TransportConfig> | undefined {
+  if (transport?.pmtuUpperBound !== undefined) return transport;
+  const limit = loopbackUdpPayloadLimit(address);
+  return limit === undefined ? transport : { ...transport, pmtuUpperBound: limit };
+}
+
 /** The socket index of the preferred address (RFC 9000 §9.6) in PathAddress.local. */
 const PREFERRED_SOCKET = 1;
 
@@ -150,6 +179,12 @@ export class Endpoint {
   /** (Server) The socket of the preferred address (RFC 9000 §9.6). */
   private readonly preferredSocket: dgram.Socket | undefined;
   private readonly routes = new Map<string, Entry>();
+  /**
+   * The last connection ID routed and its entry: a bulk transfer's datagrams all carry the same
+   * DCID, so most datagrams skip the hex key (a string per datagram). Cleared on any route change.
+   */
+  private lastRouteCid: Uint8Array | undefined;
+  private lastRouteEntry: Entry | undefined;
   /** Stateless reset tokens our peers gave us (RFC 9000 §10.3.1), by hex, to their connection. */
   private readonly resetTokens = new Map<string, Entry>();
   private readonly entries = new Map<Connection, Entry>();
@@ -302,6 +337,7 @@ export class Endpoint {
     const conn = Connection.connect(
       {
         ...config,
+        transport: transportForPath(config.transport, remote.address),
         connectionIdLength: CONNECTION_ID_LENGTH,
         statelessResetToken: (cid) => this.resetToken(cid),
         keyLog: config.keyLog ?? this.options.keyLog,
@@ -399,6 +435,7 @@ export class Endpoint {
     const key = hex(cid);
     entry.cids.add(key);
     this.routes.set(key, entry);
+    this.forgetLastRoute();
   }
 
   private removeEntry(entry: Entry): void {
@@ -410,10 +447,37 @@ export class Endpoint {
     }
     this.endHandshake(entry);
     for (const key of entry.cids) if (this.routes.get(key) === entry) this.routes.delete(key);
+    this.forgetLastRoute();
     for (const key of entry.tokens) if (this.resetTokens.get(key) === entry) this.resetTokens.delete(key);
     entry.cids.clear();
     entry.tokens.clear();
     this.maybeFinishClose();
+  }
+
+  private forgetLastRoute(): void {
+    this.lastRouteCid = undefined;
+    this.lastRouteEntry = undefined;
+  }
+
+  /** The connection a datagram with this Destination Connection ID belongs to. */
+  private route(dcid: Uint8Array): Entry | undefined {
+    const last = this.lastRouteCid;
+    if (last !== undefined && last.length === dcid.length) {
+      let same = true;
+      for (let i = 0; i < last.length; i++) {
+        if (last[i] !== dcid[i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return this.lastRouteEntry;
+    }
+    const entry = this.routes.get(hex(dcid));
+    if (entry) {
+      this.lastRouteCid = dcid.slice();
+      this.lastRouteEntry = entry;
+    }
+    return entry;
   }
 
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo, local: number): void {
@@ -434,7 +498,7 @@ export class Endpoint {
       if (data.length < 1 + CONNECTION_ID_LENGTH) return;
       dcid = data.subarray(1, 1 + CONNECTION_ID_LENGTH);
     }
-    const entry = this.routes.get(hex(dcid));
+    const entry = this.route(dcid);
     // Where it came from, and on which of our sockets: the connection's paths (RFC 9000 §9).
     const from: PathAddress =
       local === 0
@@ -470,7 +534,10 @@ export class Endpoint {
       if (version === 0) return; // never answer a Version Negotiation packet
       const scidLen = data[6 + dcid.length];
       const scid = data.subarray(7 + dcid.length, 7 + dcid.length + scidLen);
-      const vn = encodeVersionNegotiation(scid, dcid, SUPPORTED_VERSIONS, randomBytes(1)[0]);
+      // RFC 9368 §2.1/§5: a VN lists the versions the server offers (its configured ones); v1 and v2
+      // Initials are still accepted either way, as compatible versions to negotiate from.
+      const offered = this.server.versions?.length ? this.server.versions : SUPPORTED_VERSIONS;
+      const vn = encodeVersionNegotiation(scid, dcid, offered, randomBytes(1)[0]);
       this.sendTo(vn, remote, local);
       return;
     }
@@ -486,6 +553,12 @@ export class Endpoint {
         allowGreasedQuicBit: this.server.transport?.greaseQuicBit !== false,
       });
       if (h.type !== PacketType.Initial) return;
+      // No state, no answer and no handshake slot for an Initial that does not decrypt (RFC 9001
+      // §5.2, §5.3: the AEAD covers the header): a corrupted DCID would leave an empty connection
+      // until the idle timeout, a corrupted SCID a connection answering the wrong CID (RFC 9000
+      // §7.2) and failing the client's real Initial (§7.3). Its retransmission starts afresh.
+      const provider = this.server.provider ?? defaultCryptoProvider;
+      if (!clientInitialDecrypts(provider, data, h)) return;
       if (
         this.handshakes >= (this.options.maxHandshakes ?? 1024) ||
         this.acceptQueue.length >= (this.options.acceptQueueLength ?? 1024)
@@ -494,7 +567,7 @@ export class Endpoint {
         // CONNECTION_CLOSE CONNECTION_REFUSED; no state is kept for it.
         this.refused++;
         const close = buildInitialClose(
-          this.server.provider ?? defaultCryptoProvider,
+          provider,
           h.version,
           h.dcid,
           h.scid,
@@ -517,6 +590,7 @@ export class Endpoint {
       conn = Connection.accept(
         {
           ...this.server,
+          transport: transportForPath(this.server.transport, remote.address),
           connectionIdLength: CONNECTION_ID_LENGTH,
           statelessResetToken: (cid) => this.resetToken(cid),
           keyLog: this.server.keyLog ?? this.options.keyLog,
@@ -524,7 +598,10 @@ export class Endpoint {
             this.server.newToken ??
             (this.options.sendNewTokens === false
               ? undefined
-              : (t: number) => validation.newToken(address, t)),
+              : // Bound to the client's IP address of the moment (RFC 9000 §8.1.3), which a
+                // migration may change.
+                (t: number, to: { readonly address: string } | undefined) =>
+                  validation.newToken(to?.address ?? address, t)),
         },
         decision.info,
         now,
@@ -628,6 +705,7 @@ export class Endpoint {
           const key = hex(e.cid);
           entry.cids.delete(key);
           if (this.routes.get(key) === entry) this.routes.delete(key);
+          this.forgetLastRoute();
         } else this.addRoute(entry, e.cid);
       }
       entry.handler.onEvent(e);

@@ -257,7 +257,7 @@ describe("long headers (RFC 9000 §17.2)", () => {
       pnLength: 1,
       length: 30,
     } as const;
-    expect(() => writeLongHeader(w, { ...ok, version: 0x0a0a0a0a })).toThrow(QuicUsageError);
+    expect(() => writeLongHeader(w, { ...ok, version: 0xff00001d })).toThrow(QuicUsageError);
     expect(() => writeLongHeader(w, { ...ok, dcid: new Uint8Array(21) })).toThrow(QuicUsageError);
     expect(() => writeLongHeader(w, { ...ok, type: PacketType.Handshake, token: hex("01") })).toThrow(
       QuicUsageError,

@@ -321,6 +321,67 @@ describe("QlogWriter: events", () => {
     expect(ev.every((e) => e.name === "quic:connection_state_updated")).toBe(true);
   });
 
+  it("tuple_assigned: both tuple halves, IPv4/IPv6, and abandonment with no endpoint (§4.7)", () => {
+    const { w, events } = memoryWriter("server");
+    w.tupleAssigned({ tupleId: "", remote: { address: "192.0.2.7", port: 5000 }, remoteCid: bytes(1, 2) }, 0);
+    w.tupleAssigned(
+      {
+        tupleId: "1",
+        remote: { address: "2001:db8::1", port: 443 },
+        local: { address: "192.0.2.1", port: 4433 },
+      },
+      1,
+    );
+    w.tupleAssigned({ tupleId: "1" }, 2);
+    const ev = events();
+    expect(ev.every((e) => e.name === "quic:tuple_assigned")).toBe(true);
+    expect(ev.map((e) => e.data)).toEqual([
+      { tuple_id: "", tuple_remote: { ip_v4: "192.0.2.7", port_v4: 5000, connection_ids: ["0102"] } },
+      {
+        tuple_id: "1",
+        tuple_remote: { ip_v6: "2001:db8::1", port_v6: 443 },
+        tuple_local: { ip_v4: "192.0.2.1", port_v4: 4433 },
+      },
+      { tuple_id: "1" },
+    ]);
+  });
+
+  it("migration_state_updated: old/new per tuple, a reused tuple ID starts afresh (§5.20)", () => {
+    const { w, events } = memoryWriter("client");
+    const remote = { address: "192.0.2.2", port: 8443 };
+    w.migrationStateUpdated({ state: "probing_started", tupleId: "1", remote }, 0);
+    w.migrationStateUpdated({ state: "migration_started", tupleId: "2" }, 1);
+    w.migrationStateUpdated({ state: "probing_successful", tupleId: "1", remote }, 2);
+    w.tupleAssigned({ tupleId: "1" }, 3);
+    w.migrationStateUpdated({ state: "probing_started", tupleId: "1" }, 4);
+    const ev = events().filter((e) => e.name === "quic:migration_state_updated");
+    expect(ev.map((e) => e.data)).toEqual([
+      { new: "probing_started", tuple_id: "1", tuple_remote: { ip_v4: "192.0.2.2", port_v4: 8443 } },
+      { new: "migration_started", tuple_id: "2" },
+      {
+        old: "probing_started",
+        new: "probing_successful",
+        tuple_id: "1",
+        tuple_remote: { ip_v4: "192.0.2.2", port_v4: 8443 },
+      },
+      { new: "probing_started", tuple_id: "1" },
+    ]);
+  });
+
+  it("mtu_updated: old and new, done only when the search ended (§4.8)", () => {
+    const { w, events } = memoryWriter("client");
+    w.mtuUpdated({ old: 1200, new: 1326 }, 0);
+    w.mtuUpdated({ new: 1326, done: true }, 1);
+    w.mtuUpdated({ old: 1326, new: 1200, done: false }, 2);
+    const ev = events();
+    expect(ev.every((e) => e.name === "quic:mtu_updated")).toBe(true);
+    expect(ev.map((e) => e.data)).toEqual([
+      { old: 1200, new: 1326 },
+      { new: 1326, done: true },
+      { old: 1326, new: 1200 },
+    ]);
+  });
+
   it("connection_closed maps transport codes to names, crypto errors, unknown codes and bigint app codes", () => {
     const { w, events } = memoryWriter("client");
     w.connectionClosed({ owner: "local", connectionCode: 0x0a, reason: "bad frame", trigger: "error" }, 0);

@@ -167,6 +167,40 @@ export interface QlogKeyDiscardedInfo {
   trigger?: QlogKeyTrigger | undefined;
 }
 
+/**
+ * quic-events §4.7 tuple_assigned: a network tuple (a path, RFC 9000 §9) and what is known of it.
+ * `tupleId` "" is the handshake's tuple. Neither address nor connection ID given: the tuple was
+ * abandoned.
+ */
+export interface QlogTupleInfo {
+  tupleId: string;
+  /** Where traffic to the peer goes, and the connection ID it carries there. */
+  remote?: QlogAddress | undefined;
+  remoteCid?: Uint8Array | undefined;
+  /** Where traffic from the peer comes in. */
+  local?: QlogAddress | undefined;
+}
+
+/** quic-events §5.20 MigrationState. */
+export type QlogMigrationState =
+  | "probing_started"
+  | "probing_abandoned"
+  | "probing_successful"
+  | "migration_started"
+  | "migration_abandoned"
+  | "migration_complete";
+
+export interface QlogMigrationInfo extends QlogTupleInfo {
+  state: QlogMigrationState;
+}
+
+/** quic-events §4.8 mtu_updated: the PLPMTU changed, or the search ended (`done`). */
+export interface QlogMtuInfo {
+  old?: number | undefined;
+  new: number;
+  done?: boolean | undefined;
+}
+
 /** quic-events §4.3 connection_closed triggers. */
 export type QlogConnectionClosedTrigger =
   | "idle_timeout"
@@ -211,6 +245,12 @@ export interface QlogSink {
   ): void;
   /** Logs `{old, new}`; a repeat of the current state is not logged. */
   connectionStateUpdated(newState: string, now: number): void;
+  /** A path's tuple was created, updated or abandoned (quic-events tuple_assigned). */
+  tupleAssigned?(info: QlogTupleInfo, now: number): void;
+  /** A step of probing or migrating to a path (quic-events migration_state_updated). */
+  migrationStateUpdated?(info: QlogMigrationInfo, now: number): void;
+  /** PMTU discovery changed the packet size or finished a search (quic-events mtu_updated). */
+  mtuUpdated?(info: QlogMtuInfo, now: number): void;
   connectionClosed(info: QlogConnectionClosedInfo, now: number): void;
   /** Flushes and releases the output; later calls are ignored. Never rejects. */
   close(): Promise<void>;
@@ -299,7 +339,7 @@ function ipv6Text(b: Uint8Array): string {
   return groups.join(":");
 }
 
-function endpointInfo(addr: QlogAddress | undefined, cid: Uint8Array): QlogObject {
+function endpointInfo(addr: QlogAddress | undefined, cid: Uint8Array | undefined): QlogObject {
   const o: QlogObject = {};
   if (addr) {
     if (addr.address.includes(":")) {
@@ -310,7 +350,15 @@ function endpointInfo(addr: QlogAddress | undefined, cid: Uint8Array): QlogObjec
       o.port_v4 = addr.port;
     }
   }
-  o.connection_ids = [hex(cid)];
+  if (cid) o.connection_ids = [hex(cid)];
+  return o;
+}
+
+/** The tuple fields of tuple_assigned and migration_state_updated (quic-events §4.7, §5.20). */
+function tupleFields(o: QlogObject, info: QlogTupleInfo): QlogObject {
+  o.tuple_id = info.tupleId;
+  if (info.remote || info.remoteCid) o.tuple_remote = endpointInfo(info.remote, info.remoteCid);
+  if (info.local) o.tuple_local = endpointInfo(info.local, undefined);
   return o;
 }
 
@@ -593,6 +641,8 @@ export class QlogWriter implements QlogSink {
   private remoteAckDelayExponent = 3;
   private readonly lastMetrics = new Map<string, number>();
   private state: string | undefined;
+  /** The last migration state logged per tuple (the `old` of migration_state_updated). */
+  private readonly migrationStates = new Map<string, QlogMigrationState>();
 
   constructor(options: QlogWriterOptions) {
     this.side = options.side;
@@ -775,6 +825,23 @@ export class QlogWriter implements QlogSink {
     const old = this.state;
     this.state = newState;
     this.emit("connection_state_updated", { old, new: newState }, now);
+  }
+
+  tupleAssigned(info: QlogTupleInfo, now: number): void {
+    if (!info.remote && !info.remoteCid && !info.local) this.migrationStates.delete(info.tupleId);
+    this.emit("tuple_assigned", tupleFields({}, info), now);
+  }
+
+  migrationStateUpdated(info: QlogMigrationInfo, now: number): void {
+    const old = this.migrationStates.get(info.tupleId);
+    this.migrationStates.set(info.tupleId, info.state);
+    this.emit("migration_state_updated", tupleFields({ old, new: info.state }, info), now);
+  }
+
+  mtuUpdated(info: QlogMtuInfo, now: number): void {
+    const o: QlogObject = { old: info.old, new: info.new };
+    if (info.done) o.done = true;
+    this.emit("mtu_updated", o, now);
   }
 
   connectionClosed(info: QlogConnectionClosedInfo, now: number): void {

@@ -121,6 +121,117 @@ describe("ReceivedPackets", () => {
     expect(rp.ackDeadline()).toBe(INF);
   });
 
+  describe("Reordering Threshold (ack-frequency §6.2)", () => {
+    /** Receives `pns` in order (ack-eliciting) and returns, per packet, whether an ACK went out. */
+    function run(threshold: number, pns: number[]): boolean[] {
+      const rp = new ReceivedPackets("application", { ackElicitingThreshold: 1000, maxAckDelay: 25 });
+      rp.setAckFrequency(1000, 25, threshold);
+      return pns.map((pn) => {
+        rp.onPacketReceived(pn, 0, true);
+        const sent = rp.ackImmediately;
+        if (sent) rp.onAckSent();
+        return sent;
+      });
+    }
+
+    it("0: neither reordering nor gaps make an ACK immediate", () => {
+      expect(run(0, [0, 1, 3, 4, 5, 8, 9, 10, 2, 6])).toEqual(Array(10).fill(false));
+    });
+
+    it("1: every gap and every reordered packet makes an ACK immediate (RFC 9000 §13.2.1)", () => {
+      expect(run(1, [0, 1, 3, 4, 2])).toEqual([false, false, true, false, true]);
+    });
+
+    it("3: the draft's example table", () => {
+      // | 0 | 1 | 3 | 4 | 5 (5−2 ≥ 3) | 8 | 9 (9−6 ≥ 3) | 10 (10−7 ≥ 3) |
+      expect(run(3, [0, 1, 3, 4, 5, 8, 9, 10])).toEqual([
+        false,
+        false,
+        false,
+        false,
+        true,
+        false,
+        true,
+        true,
+      ]);
+    });
+
+    it("5: the draft's example table", () => {
+      // | 0 | 1 | 3 | 5 | 6 | 7 (7−2 ≥ 5) | 8 | 9 (9−4 ≥ 5) |
+      expect(run(5, [0, 1, 3, 5, 6, 7, 8, 9])).toEqual([
+        false,
+        false,
+        false,
+        false,
+        false,
+        true,
+        false,
+        true,
+      ]);
+    });
+
+    it("3: a gap or a reordered arrival inside the window is not acknowledged at once", () => {
+      // 1 missing, then filled late, all within 3 of the largest: no immediate ACK (1 would ACK twice).
+      expect(run(3, [0, 2, 3, 1])).toEqual([false, false, false, false]);
+      expect(run(1, [0, 2, 3, 1])).toEqual([false, true, false, true]);
+      // Still pending: acknowledged within max_ack_delay like any packet.
+      const rp = new ReceivedPackets("application", { ackElicitingThreshold: 1000, maxAckDelay: 25 });
+      rp.setAckFrequency(1000, 25, 3);
+      for (const pn of [0, 2, 3, 1]) rp.onPacketReceived(pn, 100, true);
+      expect(rp.ackDeadline()).toBe(125);
+    });
+
+    it("3: a late packet the peer has already declared lost is acknowledged at once", () => {
+      // The ACK at 5 reported 2 missing (Largest Acked 5, Largest Reported Missing 2); 2 arriving
+      // now is ≤ 5 − 3: the peer has declared it lost, the ACK reveals the spurious loss.
+      expect(run(3, [0, 1, 3, 4, 5, 2])).toEqual([false, false, false, false, true, true]);
+      // 6 missing when the ACK at 9 was sent (Largest Reported Missing 6): 6 ≤ 9 − 3.
+      expect(run(3, [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 6]).slice(-1)).toEqual([true]);
+      // 7 late after an ACK at 9: 7 > 9 − 3, the peer cannot have declared it lost yet.
+      const r = run(3, [0, 1, 2, 3, 4, 5, 6, 8, 9, 7]);
+      expect(r).toEqual([false, false, false, false, false, false, false, false, false, false]);
+    });
+
+    it("follows the §6.2 definitions for thresholds 2..6 (property against a direct model)", () => {
+      const pkt = fc.record({ pn: fc.nat(40), ae: fc.boolean(), sendAck: fc.boolean() });
+      fc.assert(
+        fc.property(fc.integer({ min: 2, max: 6 }), fc.array(pkt, { maxLength: 80 }), (t, pkts) => {
+          const rp = new ReceivedPackets("application", { ackElicitingThreshold: 1000, maxAckDelay: 25 });
+          rp.setAckFrequency(1000, 25, t);
+          const received = new Set<number>();
+          let largestUnacked = -1;
+          let largestAcked = -1;
+          let immediate = false;
+          let pending = 0;
+          for (const { pn, ae, sendAck } of pkts) {
+            expect(rp.onPacketReceived(pn, 0, ae)).toBe(!received.has(pn));
+            if (!received.has(pn)) {
+              received.add(pn);
+              if (ae) {
+                pending++;
+                if (pn > largestUnacked) largestUnacked = pn;
+                if (largestAcked >= 0 && pn <= largestAcked - t) immediate = true;
+                const lrm = largestAcked >= 0 ? largestAcked - t : -1;
+                for (let m = Math.max(0, lrm + 1); m < largestUnacked; m++) {
+                  if (received.has(m)) continue;
+                  if (largestUnacked - m >= t) immediate = true;
+                  break; // only the smallest Unreported Missing counts
+                }
+              }
+            }
+            expect(rp.ackImmediately).toBe(immediate && pending > 0);
+            if (sendAck && received.size > 0) {
+              rp.onAckSent();
+              largestAcked = Math.max(largestAcked, ...received);
+              immediate = false;
+              pending = 0;
+            }
+          }
+        }),
+      );
+    });
+  });
+
   it("encodes ACK Delay from the largest packet's receipt time with the exponent (§19.3)", () => {
     const rp = new ReceivedPackets("application", { ackDelayExponent: 3 });
     rp.onPacketReceived(7, 1000, true);

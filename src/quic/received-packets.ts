@@ -22,7 +22,9 @@
  * Ack frequency: the ack-eliciting threshold, max_ack_delay and reordering threshold are settable
  * ({@link ReceivedPackets.setAckFrequency}) for the ACK_FREQUENCY extension. Reordering Threshold 0
  * turns off immediate ACKs on reordering and gaps (ack-frequency §6.2); 1 is RFC 9000 §13.2.1;
- * larger values are treated as 1 (more ACKs than asked for, never fewer).
+ * larger values follow ack-frequency §6.2: an ACK is immediate only once a missing packet is
+ * Reordering Threshold below the largest ack-eliciting packet (the peer could declare it lost),
+ * or when a late packet arrives that the peer has already declared lost.
  */
 import { AckRanges, DEFAULT_MAX_TRACKED_RANGES } from "./ack-ranges.ts";
 import { QuicUsageError } from "./errors.ts";
@@ -90,6 +92,8 @@ export class ReceivedPackets {
   private immediate = false;
   /** ACK_FREQUENCY Reordering Threshold: 0 = reordering and gaps do not make an ACK immediate. */
   private reorderingThreshold = 1;
+  /** Largest Acknowledged of the last ACK frame sent (ack-frequency §6.2 "Largest Acked"), −1 if none. */
+  private largestAckedSent = -1;
   /** Any packet (ack-eliciting or not) received since the last ACK was sent. */
   private unackedAny = false;
 
@@ -165,26 +169,68 @@ export class ReceivedPackets {
     if (!ackEliciting) return true;
 
     if (this.unackedEliciting++ === 0) this.firstUnackedTime = now;
+    const largestAE = this.largestAckEliciting;
+    if (pn > largestAE) this.largestAckEliciting = pn;
     if (!this.immediate) {
-      const largestAE = this.largestAckEliciting;
+      const threshold = this.reorderingThreshold;
       if (
         // §13.2.1: Initial and Handshake ack-eliciting packets MUST be acknowledged immediately.
         this.immediateSpace ||
         // §13.2.2: after (by default) two ack-eliciting packets.
         this.unackedEliciting >= this.ackElicitingThreshold ||
         // §13.2.1: a packet number below another ack-eliciting packet received (reordering) …
-        (this.reorderingThreshold > 0 && pn < largestAE) ||
+        (threshold === 1 && pn < largestAE) ||
         // … or above it with missing packets in between (a gap). Numbers below the floor are
         // settled (acknowledged and the ACK acknowledged, or forgotten): no gap reported there.
-        (this.reorderingThreshold > 0 && this.hasGapBelow(pn, largestAE)) ||
+        (threshold === 1 && this.hasGapBelow(pn, largestAE)) ||
+        // ack-frequency §6.2: with a Reordering Threshold above 1, only outside the peer's
+        // reordering window.
+        (threshold > 1 && this.outsideReorderingWindow(pn, threshold)) ||
         // §13.2.1: ECN-CE SHOULD be acknowledged immediately.
         ecn === Ecn.CE
       ) {
         this.immediate = true;
       }
     }
-    if (pn > this.largestAckEliciting) this.largestAckEliciting = pn;
     return true;
+  }
+
+  /**
+   * ack-frequency §6.2, Reordering Threshold > 1: the ack-eliciting packet `pn` (already recorded)
+   * is outside the peer's reordering window when
+   * - Largest Unacked − the smallest Unreported Missing packet ≥ threshold (the peer can now
+   *   declare that packet lost: tell it), or
+   * - `pn` ≤ Largest Acked − threshold (a late packet the peer has already declared lost: the
+   *   ACK lets it detect the spurious retransmission).
+   * Largest Reported Missing = Largest Acked − threshold; Unreported Missing = the packets above
+   * it and below Largest Unacked not received. Before any ACK was sent every missing packet above
+   * the floor is unreported.
+   */
+  private outsideReorderingWindow(pn: number, threshold: number): boolean {
+    const largestAcked = this.largestAckedSent;
+    if (largestAcked >= 0 && pn <= largestAcked - threshold) return true;
+    const largestUnacked = this.largestAckEliciting;
+    let low = this.ranges.floor;
+    if (largestAcked >= 0 && largestAcked - threshold + 1 > low) low = largestAcked - threshold + 1;
+    if (largestUnacked - low < threshold) return false; // no missing packet can be far enough below
+    const missing = this.smallestMissingFrom(low);
+    return missing < largestUnacked && largestUnacked - missing >= threshold;
+  }
+
+  /** The smallest packet number ≥ `from` not received (binary search over the ranges). */
+  private smallestMissingFrom(from: number): number {
+    const ranges = this.ranges;
+    // The last range whose low end is ≤ from.
+    let lo = 0;
+    let hi = ranges.rangeCount;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (ranges.rangeLow(mid) > from) hi = mid;
+      else lo = mid + 1;
+    }
+    if (lo === 0) return from;
+    const high = ranges.rangeHigh(lo - 1);
+    return high >= from ? high + 1 : from;
   }
 
   private hasGapBelow(pn: number, largestAE: number): boolean {
@@ -246,10 +292,11 @@ export class ReceivedPackets {
   }
 
   /**
-   * An ACK frame from {@link buildAckFrame} was sent: nothing is pending until new packets
-   * arrive. (§13.2.1: at most one ACK-only packet per ack-eliciting packet received follows.)
+   * An ACK frame from {@link buildAckFrame} was sent (its Largest Acknowledged is `largestAcked`,
+   * by default the largest packet received): nothing is pending until new packets arrive. (§13.2.1: at most one ACK-only packet per ack-eliciting packet received follows.)
    */
-  onAckSent(): void {
+  onAckSent(largestAcked: number = this._largest): void {
+    if (largestAcked > this.largestAckedSent) this.largestAckedSent = largestAcked;
     this.unackedEliciting = 0;
     this.immediate = false;
     this.unackedAny = false;

@@ -112,10 +112,40 @@ export function versionParams(version: number): VersionParams | undefined {
   return undefined;
 }
 
-/** Constants of a supported version; a {@link QuicUsageError} for any other (a caller bug). */
+/**
+ * Constants to build and protect packets sent in `version`: a supported version's own, and for a
+ * reserved version 0x?a?a?a?a (RFC 9000 §15) those of v1 with that Version field (see
+ * {@link reservedVersionParams}). A {@link QuicUsageError} for any other version (a caller bug).
+ * Received packets are only read in supported versions ({@link versionParams}).
+ */
 export function requireVersionParams(version: number): VersionParams {
-  const p = versionParams(version);
+  const p =
+    versionParams(version) ?? (isReservedVersion(version) ? reservedVersionParams(version) : undefined);
   if (p === undefined) throw new QuicUsageError(`unsupported QUIC version 0x${(version >>> 0).toString(16)}`);
+  return p;
+}
+
+const reservedParams = new Map<number, VersionParams>();
+
+/**
+ * A client probing a server's versions (the interop runner's `versionnegotiation`, `purequic get
+ * --version 0x1a2a3a4a`) sends its first Initial in a reserved version. A reserved version has no
+ * constants of its own, yet the Initial must still be sealed with something: we use v1's (Initial
+ * salt, HKDF labels, long-header type bits). Why v1: a server reads nothing past the invariant
+ * header (RFC 8999 §5.1) before answering an unknown version with Version Negotiation (RFC 9000
+ * §6.1), so any protection would do; v1's keeps the probe a real first flight (a v1 ClientHello,
+ * padded to 1200 bytes, from the same code path as any v1 attempt) that whoever tries v1's keys on
+ * it can open (ngtcp2's client also frames unknown versions as v1; quic-go 0.29 uses the draft-29
+ * salt). Only Initials are ever sent like this: no server replies in a reserved version, so no
+ * other keys come from these.
+ */
+function reservedVersionParams(version: number): VersionParams {
+  let p = reservedParams.get(version);
+  if (p === undefined) {
+    p = Object.freeze({ ...V1, version: version >>> 0 });
+    // Bounded: one record per reserved version a process probes with (2^16 at most).
+    reservedParams.set(version, p);
+  }
   return p;
 }
 
@@ -148,12 +178,19 @@ export function greaseVersion(random: number | Uint8Array): number {
   return ((r & 0xf0f0f0f0) | 0x0a0a0a0a) >>> 0;
 }
 
+/** Constants of a supported version; a {@link QuicUsageError} for any other, reserved ones included. */
+function supportedVersionParams(version: number): VersionParams {
+  const p = versionParams(version);
+  if (p === undefined) throw new QuicUsageError(`unsupported QUIC version 0x${(version >>> 0).toString(16)}`);
+  return p;
+}
+
 /** The two Long Packet Type wire bits (0..3) for a logical type in a supported version. */
 export function longTypeToWireBits(version: number, type: LongPacketType): number {
-  return requireVersionParams(version).typeToWire[type];
+  return supportedVersionParams(version).typeToWire[type];
 }
 
 /** The logical type of the two Long Packet Type wire bits (0..3) in a supported version. */
 export function longTypeFromWireBits(version: number, bits: number): LongPacketType {
-  return requireVersionParams(version).wireToType[bits & 3];
+  return supportedVersionParams(version).wireToType[bits & 3];
 }

@@ -51,7 +51,8 @@ export interface TransportConfig {
    * The largest UDP payload PMTU discovery probes for (also capped by the peer's
    * max_udp_payload_size). Default 1452 (a 1500-byte Ethernet MTU minus IPv6 and UDP headers, as
    * quinn's default): node:dgram cannot set the Don't Fragment bit, so a larger probe could pass
-   * fragmented on the local host; raise it for paths known to carry more (loopback: 65527).
+   * fragmented on the local host; raise it for paths known to carry more. Unset, the endpoint
+   * uses the loopback limit for connections to 127.0.0.0/8 and ::1 (65507 / 65488).
    */
   pmtuUpperBound: number;
   /** PMTU_RAISE_TIMER (RFC 8899 §5.1.1): ms between searches and after a black hole. Default 600 s. */

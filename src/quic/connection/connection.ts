@@ -85,7 +85,7 @@ import {
   type TransportParameters,
   transportParametersSize,
 } from "../transport-parameters.ts";
-import { isSupportedVersion, QUIC_V1, SUPPORTED_VERSIONS } from "../version.ts";
+import { isReservedVersion, isSupportedVersion, QUIC_V1, SUPPORTED_VERSIONS } from "../version.ts";
 import {
   type ConnectionCloseReason,
   type ConnectionCommonConfig,
@@ -95,6 +95,7 @@ import {
 } from "./config.ts";
 import { AEAD_LIMITS, type AeadLimits, automaticUpdateThreshold, OneRttKeys } from "./key-update.ts";
 import { NetworkPath, onlyPortChanged, PATH_DATA_LENGTH, type PathAddress, samePathAddress } from "./path.ts";
+import { PathTrace } from "./path-trace.ts";
 import { PmtuDiscovery } from "./pmtud.ts";
 import {
   encodePreferredAddress,
@@ -151,10 +152,12 @@ export interface ServerConnectionConfig extends ConnectionCommonConfig {
   };
   /**
    * A token for one NEW_TOKEN frame (RFC 9000 §8.1.3, §19.7), asked for once the handshake is
-   * confirmed; none is sent when absent or when it returns undefined. The endpoint binds it to the
-   * client's address.
+   * confirmed, and again when the client moved to another IP address and that address is
+   * validated (§9: its next connection will come from there); none is sent when absent or when it
+   * returns undefined. `remote` is the client's address (validated); the endpoint binds the
+   * token to it.
    */
-  readonly newToken?: (now: number) => Uint8Array | undefined;
+  readonly newToken?: (now: number, remote: PathAddress | undefined) => Uint8Array | undefined;
   /**
    * A preferred address to advertise (RFC 9000 §9.6, §18.2); the connection adds a connection ID
    * (sequence number 1) and its stateless reset token. The endpoint must receive on it.
@@ -237,7 +240,7 @@ type Sent =
   | { k: "max_stream_data"; id: number }
   | { k: "max_streams"; bidi: boolean }
   | { k: "handshake_done" }
-  | { k: "new_token" }
+  | { k: "new_token"; token: Uint8Array }
   | { k: "new_cid"; seq: number }
   | { k: "retire_cid"; seq: number }
   | { k: "ack"; largest: number }
@@ -326,6 +329,8 @@ interface LocalCid {
 }
 
 const MIN_INITIAL_DATAGRAM = 1200;
+/** {@link Connection}'s datagram assembly buffer, shared by all connections (see `scratch`). */
+let sharedScratch: Uint8Array = new Uint8Array(0);
 /** Below this anti-amplification budget (bytes) no datagram is built. */
 const MIN_AMPLIFICATION_ROOM = 60;
 /** Paths probed besides the active and the previous one (new peer addresses, preferred address). */
@@ -372,8 +377,17 @@ export class Connection {
   private closeReason: ConnectionCloseReason | undefined;
   private readonly events: ConnectionEvent[] = [];
   private readonly readablePending = new Set<number>();
-  /** Where datagrams are assembled; the caller gets a right-sized copy. */
-  private scratch = new Uint8Array(0);
+  /**
+   * Where datagrams are assembled; the caller gets a right-sized copy. One buffer for every
+   * connection of the process (sans-IO calls are synchronous and never nest across connections),
+   * so an idle connection holds none.
+   */
+  private get scratch(): Uint8Array {
+    return sharedScratch;
+  }
+  private set scratch(b: Uint8Array) {
+    sharedScratch = b;
+  }
 
   private readonly spaces: [PacketSpace, PacketSpace, PacketSpace];
   private readonly loss: LossDetection<Sent[]>;
@@ -420,6 +434,12 @@ export class Connection {
   private retireCids: number[] = [];
   /** Peer connection IDs retired whose RETIRE_CONNECTION_ID is not acknowledged yet (§5.1.2). */
   private readonly retiringCids = new Set<number>();
+  /**
+   * Our connection IDs the peer retired, still routed to us until `at` (3 PTO later): packets
+   * already in flight with them (a delayed old path after a migration) reach the connection
+   * instead of drawing a stateless reset from the endpoint (RFC 9000 §5.1.2, §10.3).
+   */
+  private readonly unroutingCids: { readonly cid: Uint8Array; readonly at: number }[] = [];
   private peerRetirePriorTo = 0;
 
   // Transport parameters.
@@ -457,6 +477,9 @@ export class Connection {
   /** (Server) The NEW_TOKEN token to send (again, when lost) until acknowledged. */
   private newToken: Uint8Array | undefined;
   private newTokenPending = false;
+  /** (Server) The client IP address of the latest NEW_TOKEN token, once one was issued. */
+  private newTokenAddress: string | undefined;
+  private newTokenIssued = false;
   /** (Client) Tokens from NEW_TOKEN frames already reported (§19.7: discard duplicates). */
   private readonly receivedTokens: Uint8Array[] = [];
   private pingPending = false;
@@ -487,6 +510,8 @@ export class Connection {
   private readonly rxChallenges: Uint8Array[] = [];
   private readonly rxResponses: Uint8Array[] = [];
   private readonly pathCounters = { migrations: 0, validations: 0, failures: 0, congestionResets: 0 };
+  /** qlog of paths (tuple_assigned, migration_state_updated) when qlog is on. */
+  private readonly pathTrace: PathTrace | undefined;
 
   // Address validation (RFC 9000 §8.1).
   private addressValidated: boolean;
@@ -590,16 +615,25 @@ export class Connection {
       info?.version ??
       common.version ??
       (offered && offered.length > 0 && !offered.includes(QUIC_V1) ? offered[0] : DEFAULT_VERSION);
-    if (!isSupportedVersion(this.version))
-      throw new QuicUsageError(`unsupported QUIC version 0x${this.version.toString(16)}`);
+    // A client may start in a reserved version 0x?a?a?a?a to probe the server (RFC 9000 §6.3,
+    // §15): its Initials are sealed as v1's (version.ts); only a Version Negotiation answers it.
+    const probing = !info && isReservedVersion(this.version);
+    if (!isSupportedVersion(this.version) && !probing)
+      throw new QuicUsageError(
+        `unsupported QUIC version 0x${(this.version >>> 0).toString(16)} (a client may start in v1, v2 or a reserved version 0x?a?a?a?a)`,
+      );
     this.originalVersion = this.version;
     this.serverVersionOrder = info !== undefined && offered !== undefined && offered.length > 0;
     if (info) this.availableVersions = offered && offered.length > 0 ? [...offered] : [...SUPPORTED_VERSIONS];
     else {
-      // RFC 9368 §3: the client's Available Versions include its Chosen Version.
+      // RFC 9368 §3: the client's Available Versions include its Chosen Version. A probe in a
+      // reserved version offers nothing else unless `versions` says so: on Version Negotiation it
+      // gives up, naming the server's versions (RFC 9000 §6.2), rather than trying one of them.
       const list = offered
         ? [...offered]
-        : [this.version, ...SUPPORTED_VERSIONS.filter((v) => v !== this.version)];
+        : probing
+          ? []
+          : [this.version, ...SUPPORTED_VERSIONS.filter((v) => v !== this.version)];
       if (!list.includes(this.version)) list.push(this.version);
       this.availableVersions = list;
     }
@@ -723,6 +757,7 @@ export class Connection {
       });
     }
     this.qlog = common.qlog ?? qlogFromEnv(side, this.originalDcid);
+    this.pathTrace = this.qlog ? new PathTrace(this.qlog, this.activePath) : undefined;
     if (this.qlog) {
       this.qlog.connectionStarted(
         {
@@ -1384,11 +1419,7 @@ export class Connection {
     this.startPmtuDiscovery();
     if (this.isServer) {
       // RFC 9000 §8.1.3: a token for a future connection, in one NEW_TOKEN frame (1-RTT only).
-      const token = (this.common as ServerConnectionConfig).newToken?.(this.now);
-      if (token && token.length > 0) {
-        this.newToken = token;
-        this.newTokenPending = true;
-      }
+      this.issueNewToken(this.now);
     }
     // Give the peer room to migrate or rotate: fill its active_connection_id_limit (§5.1.1).
     const limit = Math.min(this.peerParams?.activeConnectionIdLimit ?? 2, 8);
@@ -1489,7 +1520,7 @@ export class Connection {
   private processPacket(datagram: Uint8Array, h: PacketHeader, now: number): boolean {
     switch (h.type) {
       case PacketType.VersionNegotiation:
-        this.onVersionNegotiation(h.versions);
+        this.onVersionNegotiation(h);
         return false;
       case PacketType.Retry:
         this.onRetry(datagram, h);
@@ -1665,6 +1696,8 @@ export class Connection {
       this.onFrame(frame, spaceId, now);
       if (this.state === "draining" || this.state === "closed") return true;
     }
+    // A view into the datagram: keeping it would pin the whole datagram until the next packet.
+    this.rxPacketDcid = EMPTY;
     this.rxDecrypted = true;
     if (spaceId === APP && !zeroRtt && pn > space.received.largest) {
       // RFC 9000 §9.3: only the highest-numbered non-probing packet moves the peer's address.
@@ -1837,12 +1870,28 @@ export class Connection {
     }
   }
 
-  private onVersionNegotiation(versions: readonly number[]): void {
+  private onVersionNegotiation(
+    h: Extract<PacketHeader, { type: typeof PacketType.VersionNegotiation }>,
+  ): void {
+    const versions = h.versions;
     // RFC 9000 §6.2: only a client that has not yet received a packet acts on VN, and ignores a
     // VN that lists the version it chose.
     // RFC 9368 §4: nor one answering an attempt that already followed a VN.
     if (this.isServer || this.receivedFromPeer || versions.includes(this.version)) return;
     if (this.reactedToVersionNegotiation) return;
+    // RFC 8999 §6, RFC 9000 §17.2.1: a VN echoes our connection IDs (its SCID is the DCID of our
+    // Initial, its DCID our SCID); one that does not answers no packet of ours (RFC 9368 §2.1).
+    if (!equal(h.scid, this.dcid) || !equal(h.dcid, this.initialScid)) return;
+    this.qlog?.packetReceived(
+      {
+        type: "version_negotiation",
+        size: h.packetEnd - h.packetStart,
+        scid: h.scid,
+        dcid: h.dcid,
+        supportedVersions: versions,
+      },
+      this.now,
+    );
     const common = this.selectVersion(versions);
     if (common === undefined) {
       this.closeReason = { kind: "version-mismatch", offered: [...versions] };
@@ -1900,7 +1949,8 @@ export class Connection {
 
   /** (Client) The version to try given the versions a server lists: our most preferred one of them. */
   private selectVersion(offered: readonly number[]): number | undefined {
-    return this.availableVersions.find((v) => offered.includes(v));
+    // RFC 9368 §3: reserved versions are never selected (ours from a probe, or a server's grease).
+    return this.availableVersions.find((v) => offered.includes(v) && isSupportedVersion(v));
   }
 
   /**
@@ -2243,8 +2293,11 @@ export class Connection {
           this.spaces[spaceId].received.onAckOfAck(s.largest);
           break;
         case "new_token":
-          this.newToken = undefined;
-          this.newTokenPending = false;
+          // Only the token in flight now: a newer one (after a migration) is still to deliver.
+          if (s.token === this.newToken) {
+            this.newToken = undefined;
+            this.newTokenPending = false;
+          }
           break;
         case "retire_cid":
           this.retiringCids.delete(s.seq);
@@ -2332,8 +2385,9 @@ export class Connection {
           this.handshakeDonePending = true;
           break;
         case "new_token":
-          // RFC 9000 §13.3: a lost NEW_TOKEN is sent again (the same token, §8.1.3).
-          if (this.newToken) this.newTokenPending = true;
+          // RFC 9000 §13.3: a lost NEW_TOKEN is sent again (the same token, §8.1.3) unless a newer
+          // one replaced it.
+          if (this.newToken && s.token === this.newToken) this.newTokenPending = true;
           break;
         case "new_cid": {
           const c = this.localCids.find((x) => x.seq === s.seq);
@@ -2456,7 +2510,12 @@ export class Connection {
         FrameType.RETIRE_CONNECTION_ID,
       );
     const [c] = this.localCids.splice(i, 1);
-    this.events.push({ type: "connection-id", cid: c.cid, retired: true });
+    this.unroutingCids.push({ cid: c.cid, at: this.now + 3 * this.ptoDuration() });
+    // Bounded: a peer retiring as fast as we issue cannot grow the list (the oldest goes now).
+    if (this.unroutingCids.length > RETIRE_CID_FACTOR * this.config.activeConnectionIdLimit) {
+      const oldest = this.unroutingCids.shift();
+      if (oldest) this.events.push({ type: "connection-id", cid: oldest.cid, retired: true });
+    }
     if (this.handshakeConfirmed) this.issueLocalCid(true);
   }
 
@@ -2830,6 +2889,7 @@ export class Connection {
     else if (!this.activePath.remote) {
       this.activePath.remote = from;
       path = this.activePath;
+      this.pathTrace?.assigned(path, this.dcid, now);
     } else path = this.knownPath(from) ?? this.newPeerPath(from, now);
     if (!path) return;
     path.bytesReceived += length;
@@ -2860,15 +2920,28 @@ export class Connection {
         path.dcidSeq = r.seq;
       }
     }
-    if (this.probePaths.length >= MAX_PROBE_PATHS) this.probePaths.shift();
-    this.probePaths.push(path);
+    this.addProbePath(path, now);
     path.startValidation(now, this.ptoDuration(), this.pathValidationTimeout());
+    if (this.pathTrace) {
+      this.pathTrace.assigned(path, path.dcid ?? this.dcid, now);
+      this.pathTrace.migration("probing_started", path, now);
+    }
     return path;
+  }
+
+  /** Keeps `path` among the probed ones, forgetting the oldest beyond MAX_PROBE_PATHS. */
+  private addProbePath(path: NetworkPath, now: number): void {
+    if (this.probePaths.length >= MAX_PROBE_PATHS) {
+      const dropped = this.probePaths.shift();
+      if (dropped) this.pathTrace?.abandoned(dropped, now);
+    }
+    this.probePaths.push(path);
   }
 
   /** (Server) RFC 9000 §9.3: the client moved to `path`; send there, validate it, keep the old one. */
   private onPeerMigrated(path: NetworkPath, now: number): void {
     const old = this.activePath;
+    const previousBefore = this.previousPath;
     const i = this.probePaths.indexOf(path);
     if (i >= 0) this.probePaths.splice(i, 1);
     const returning = path === this.previousPath;
@@ -2887,6 +2960,7 @@ export class Connection {
     const reset = !returning && !onlyPortChanged(old.remote, path.remote);
     if (path.validated) {
       if (reset) this.resetCongestion(now);
+      this.issueNewToken(now); // §8.1.3: back on a validated address the token may not cover
     } else {
       path.resetCongestionOnValidation = reset;
       if (!path.isValidating) path.startValidation(now, this.ptoDuration(), this.pathValidationTimeout());
@@ -2898,6 +2972,14 @@ export class Connection {
     }
     this.pathCounters.migrations++;
     this.events.push({ type: "path-migrated", remote: path.remote, reason: "peer" });
+    if (this.pathTrace) {
+      // Paths no longer kept: the old one when not validated, the one before it when replaced.
+      if (old !== this.previousPath) this.pathTrace.abandoned(old, now);
+      if (previousBefore && previousBefore !== path && previousBefore !== this.previousPath)
+        this.pathTrace.abandoned(previousBefore, now);
+      this.pathTrace.migration("migration_started", path, now);
+      if (path.validated) this.pathTrace.migration("migration_complete", path, now);
+    }
   }
 
   private onPathResponse(data: Uint8Array, now: number): void {
@@ -2918,6 +3000,11 @@ export class Connection {
   private onPathValidated(path: NetworkPath, now: number): void {
     this.pathCounters.validations++;
     this.events.push({ type: "path-validated", remote: path.remote });
+    this.pathTrace?.migration(
+      path === this.activePath ? "migration_complete" : "probing_successful",
+      path,
+      now,
+    );
     // RFC 9000 §8.2.1: a challenge that could not be padded to 1200 bytes did not test the path
     // MTU: MUST validate again with a full-size one (the limit is gone now).
     if (path.needsFullSizeChallenge) {
@@ -2930,24 +3017,50 @@ export class Connection {
         path.resetCongestionOnValidation = false;
         this.resetCongestion(now);
       }
+      // §8.1.3: tokens are bound to the client's address: one for the address it moved to.
+      if (this.isServer) this.issueNewToken(now);
       return;
     }
     // (Client) The server's preferred address answered: move there (§9.6.1).
     if (!this.isServer && path.dcid) this.moveToPreferredAddress(path, now);
   }
 
+  /**
+   * (Server) A NEW_TOKEN token for the client's validated address (RFC 9000 §8.1.3): after the
+   * handshake, and again once a migration to another IP address is validated — the client's next
+   * connection will likely come from there, and a token only validates the IP it was issued for.
+   * A port-only change (NAT rebinding) keeps the token valid: none is issued for it.
+   */
+  private issueNewToken(now: number): void {
+    const remote = this.activePath.remote;
+    if (this.newTokenIssued && remote?.address === this.newTokenAddress) return;
+    const token = (this.common as ServerConnectionConfig).newToken?.(now, remote);
+    if (!token || token.length === 0) return;
+    this.newToken = token;
+    this.newTokenPending = true;
+    this.newTokenIssued = true;
+    this.newTokenAddress = remote?.address;
+  }
+
   /** Abandoned validations (RFC 9000 §8.2.4) and PATH_CHALLENGE resends. */
   private onPathTimers(now: number): void {
     const active = this.activePath;
-    if (active.onTimeout(now) === "failed") this.onActivePathFailed(active);
+    if (active.onTimeout(now) === "failed") this.onActivePathFailed(active, now);
     const prev = this.previousPath;
-    if (prev && prev.onTimeout(now) === "failed") this.previousPath = undefined;
+    if (prev && prev.onTimeout(now) === "failed") {
+      this.previousPath = undefined;
+      this.pathTrace?.abandoned(prev, now);
+    }
     for (let i = this.probePaths.length - 1; i >= 0; i--) {
       const p = this.probePaths[i];
       if (p.onTimeout(now) === "failed") {
         this.probePaths.splice(i, 1);
         this.pathCounters.failures++;
         this.events.push({ type: "path-validation-failed", remote: p.remote });
+        if (this.pathTrace) {
+          this.pathTrace.migration("probing_abandoned", p, now);
+          this.pathTrace.abandoned(p, now);
+        }
       }
     }
   }
@@ -2959,9 +3072,10 @@ export class Connection {
     return t;
   }
 
-  private onActivePathFailed(path: NetworkPath): void {
+  private onActivePathFailed(path: NetworkPath, now: number): void {
     this.pathCounters.failures++;
     this.events.push({ type: "path-validation-failed", remote: path.remote });
+    this.pathTrace?.migration("migration_abandoned", path, now);
     // (Client) Our own new address did not get through: keep sending from it (there is no other
     // socket); the idle timeout ends a connection that lost its path.
     if (!this.isServer) return;
@@ -2973,6 +3087,7 @@ export class Connection {
       this.activePath = back;
       this.pathCounters.migrations++;
       this.events.push({ type: "path-migrated", remote: back.remote, reason: "revert" });
+      this.pathTrace?.abandoned(path, now);
       return;
     }
     // §9.3.2: no validated address left: close silently, discarding all state.
@@ -3064,6 +3179,13 @@ export class Connection {
     // We chose the server's address: no anti-amplification limit on our side.
     const path = new NetworkPath(old.remote, true);
     this.activePath = path;
+    if (this.pathTrace) {
+      // Our address changed: a new tuple; the old ones are not used again.
+      this.pathTrace.abandoned(old, now);
+      if (this.previousPath) this.pathTrace.abandoned(this.previousPath, now);
+      this.pathTrace.assigned(path, this.dcid, now);
+      this.pathTrace.migration("migration_started", path, now);
+    }
     this.previousPath = undefined;
     if (!options.portOnly) this.resetCongestion(now);
     path.startValidation(now, this.ptoDuration(), this.pathValidationTimeout());
@@ -3092,9 +3214,12 @@ export class Connection {
     const path = new NetworkPath(remote, true);
     path.dcid = cid.cid;
     path.dcidSeq = cid.seq;
-    if (this.probePaths.length >= MAX_PROBE_PATHS) this.probePaths.shift();
-    this.probePaths.push(path);
+    this.addProbePath(path, now);
     path.startValidation(now, this.ptoDuration(), this.pathValidationTimeout());
+    if (this.pathTrace) {
+      this.pathTrace.assigned(path, cid.cid, now);
+      this.pathTrace.migration("probing_started", path, now);
+    }
   }
 
   /** (Client) The preferred address is validated: all packets go there now (RFC 9000 §9.6.1). */
@@ -3116,6 +3241,11 @@ export class Connection {
     this.pingPending = true;
     this.pathCounters.migrations++;
     this.events.push({ type: "path-migrated", remote: path.remote, reason: "preferred-address" });
+    if (this.pathTrace) {
+      // Validated already (§9.6.1): the move is complete at once.
+      this.pathTrace.migration("migration_started", path, now);
+      this.pathTrace.migration("migration_complete", path, now);
+    }
   }
 
   /**
@@ -3317,6 +3447,7 @@ export class Connection {
       this.zeroRttDiscardAt,
       this.pathTimeout(),
     );
+    for (const u of this.unroutingCids) if (u.at < t) t = u.at;
     // RFC 9000 §8.1, §9.3: at the anti-amplification limit nothing can be sent (the peer's next
     // datagram unblocks it, not a timer): ACK and loss timers wait, or they would fire in a loop.
     const ampBlocked = this.amplificationBudget() < MIN_AMPLIFICATION_ROOM;
@@ -3358,6 +3489,13 @@ export class Connection {
     if (now >= this.zeroRttDiscardAt) {
       this.zeroRttDiscardAt = Number.POSITIVE_INFINITY;
       this.dropZeroRttKeys();
+    }
+    // Retired connection IDs whose grace period is over stop routing to us.
+    for (let i = this.unroutingCids.length - 1; i >= 0; i--) {
+      const u = this.unroutingCids[i];
+      if (now < u.at) continue;
+      this.unroutingCids.splice(i, 1);
+      this.events.push({ type: "connection-id", cid: u.cid, retired: true });
     }
     const lossTimer = this.loss.getLossDetectionTimer();
     if (lossTimer !== undefined && now >= lossTimer) {
@@ -3756,8 +3894,9 @@ export class Connection {
       if (push.call(this, { kind: "handshake_done" }, { k: "handshake_done" }))
         this.handshakeDonePending = false;
     }
-    if (this.newTokenPending && this.newToken) {
-      if (push.call(this, { kind: "new_token", token: this.newToken }, { k: "new_token" }))
+    const newToken = this.newToken;
+    if (this.newTokenPending && newToken) {
+      if (push.call(this, { kind: "new_token", token: newToken }, { k: "new_token", token: newToken }))
         this.newTokenPending = false;
     }
     // (PATH_RESPONSE frames go in path probes, on their own path: buildPathProbe.)
@@ -4187,15 +4326,22 @@ export class Connection {
     if (!this.config.pmtuDiscovery) return;
     // RFC 9000 §18.2: never send a UDP payload above the peer's max_udp_payload_size.
     const peerMax = this.peerParams?.maxUdpPayloadSize ?? 65527;
+    const qlog = this.qlog;
+    const base = this.config.sendUdpPayloadSize;
     this.pmtud = new PmtuDiscovery(
       {
-        base: this.config.sendUdpPayloadSize,
+        base,
         upperBound: Math.min(this.config.pmtuUpperBound, peerMax),
         raiseInterval: this.config.pmtuRaiseInterval,
+        // qlog mtu_updated (quic-events §4.8): growth, black holes, the end of a search.
+        onUpdate: qlog?.mtuUpdated ? (u, now) => qlog.mtuUpdated?.(u, now) : undefined,
       },
       this.now,
     );
-    if (this.maxDatagram !== this.config.sendUdpPayloadSize) this.setPathMtu(this.config.sendUdpPayloadSize);
+    if (this.maxDatagram !== base) {
+      qlog?.mtuUpdated?.({ old: this.maxDatagram, new: base }, this.now);
+      this.setPathMtu(base);
+    }
   }
 
   private setPathMtu(size: number): void {
@@ -4254,7 +4400,11 @@ export class Connection {
     // PTO probes and retransmissions first; a probe is congestion controlled (RFC 8899 §3 item 7).
     if (this.spaces[APP].probes > 0) return 0;
     const size = d.probeDue(now);
-    if (size === 0 || !this.cc.canSend(size) || size > this.amplificationBudget()) return 0;
+    // The probe must fit the window itself: the one packet allowed on entering recovery (RFC 9002
+    // §7.3.2, canSend) speeds up loss recovery; a probe larger than the window sent with it would
+    // hold everything behind it (HANDSHAKE_DONE, the first response) until it is declared lost.
+    if (size === 0 || this.cc.bytesInFlight + size > this.cc.window || size > this.amplificationBudget())
+      return 0;
     return size;
   }
 

@@ -28,7 +28,7 @@ import type { SessionTicketEntry } from "../tls/session-cache.ts";
 import { rememberedTransportParameters, TicketKeyRing } from "../tls/session-ticket.ts";
 import { checkZeroRttParameters, findZeroRttReduction } from "../transport-parameters.ts";
 import { QUIC_V1 } from "../version.ts";
-import type { TransportConfig } from "./config.ts";
+import { DEFAULT_TRANSPORT_CONFIG, type TransportConfig } from "./config.ts";
 import {
   Connection,
   type ConnectionEvent,
@@ -524,6 +524,43 @@ describe("RETIRE_CONNECTION_ID (RFC 9000 §19.16)", () => {
     const first = e.server.localConnectionIds[0];
     e.server.receive(e.asClientTo(first, [{ kind: "retire_connection_id", sequence: 0 }]), T);
     closedWith(e.server, TransportErrorCode.PROTOCOL_VIOLATION, FrameType.RETIRE_CONNECTION_ID);
+  });
+
+  it("a retired connection ID stays routed for 3 PTO (§5.1.2: packets in flight with it), then goes", () => {
+    const e = established();
+    const first = e.server.localConnectionIds[0];
+    e.server.receive(e.asClient([{ kind: "retire_connection_id", sequence: 0 }]), T);
+    const unrouted = (events: ConnectionEvent[]) =>
+      events
+        .filter((ev) => ev.type === "connection-id" && ev.retired)
+        .map((ev) => (ev as { cid: Uint8Array }).cid);
+    // Not announced as retired yet: the endpoint keeps routing it (no stateless reset for a late packet).
+    expect(unrouted(drain(e.server))).toEqual([]);
+    expect(e.server.localConnectionIds.some((c) => Buffer.from(c).equals(Buffer.from(first)))).toBe(false);
+    // A late packet to it still reaches the connection.
+    e.server.receive(e.asClientTo(first, [{ kind: "ping" }]), T + 1);
+    expect(e.server.isClosed).toBe(false);
+    e.server.handleTimeout(T + 5_000);
+    expect(unrouted(drain(e.server)).map((c) => Buffer.from(c).toString("hex"))).toEqual([
+      Buffer.from(first).toString("hex"),
+    ]);
+  });
+
+  it("a RETIRE_CONNECTION_ID flood keeps the routes waiting to go bounded", () => {
+    const e = established();
+    let seq = 0;
+    let unrouted = 0;
+    for (let i = 0; i < 200; i++) {
+      e.server.receive(e.asClient([{ kind: "retire_connection_id", sequence: seq++ }]), T);
+      unrouted += drain(e.server).filter((ev) => ev.type === "connection-id" && ev.retired).length;
+    }
+    expect(e.server.isClosed).toBe(false);
+    // Beyond 2 × active_connection_id_limit waiting, the oldest route goes at once.
+    const limit = 2 * DEFAULT_TRANSPORT_CONFIG.activeConnectionIdLimit;
+    expect(unrouted).toBeGreaterThanOrEqual(200 - limit);
+    e.server.handleTimeout(T + 5_000);
+    unrouted += drain(e.server).filter((ev) => ev.type === "connection-id" && ev.retired).length;
+    expect(unrouted).toBe(200);
   });
 });
 

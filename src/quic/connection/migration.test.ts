@@ -42,6 +42,16 @@ interface Upload {
 }
 
 /**
+ * `conn`'s events once the grace period of the connection IDs its peer retired is over: they stay
+ * routed for 3 PTO (packets still in flight with them reach the connection), then go.
+ */
+function afterRetiredCidGrace(conn: Connection, events: ConnectionEvent[], now: number): ConnectionEvent[] {
+  conn.handleTimeout(now + 2_000);
+  for (let e = conn.pollEvent(); e; e = conn.pollEvent()) events.push(e);
+  return events;
+}
+
+/**
  * The client uploads `size` bytes on one stream while `step` runs after every simulator step (it
  * may change addresses or migrate). Ends when the server has read everything and the FIN.
  */
@@ -378,11 +388,17 @@ describe("client active migration (RFC 9000 §9.2, §9.5)", () => {
     expect(u.clientEvents).toContainEqual({ type: "path-migrated", remote: SERVER, reason: "local" });
     expect(u.clientEvents.some((e) => e.type === "path-validated")).toBe(true);
     expect(u.client.pathStats().congestionResets).toBe(1);
-    // The client retired the server's connection ID it used before (RETIRE_CONNECTION_ID).
-    expect(u.serverEvents.some((e) => e.type === "connection-id" && e.retired)).toBe(true);
+    // The client retired the server's connection ID it used before (RETIRE_CONNECTION_ID); the
+    // server stops routing it once packets in flight with it are gone (3 PTO).
+    const retiredBefore = u.serverEvents.filter((e) => e.type === "connection-id" && e.retired).length;
+    const serverEvents = afterRetiredCidGrace(u.server, u.serverEvents, u.end);
+    expect(serverEvents.filter((e) => e.type === "connection-id" && e.retired).length).toBeGreaterThan(
+      retiredBefore,
+    );
     expect(dcidBefore).toBeDefined();
     // The server saw a new connection ID with the new address and answers with a new one too.
-    expect(u.clientEvents.some((e) => e.type === "connection-id" && e.retired)).toBe(true);
+    const clientEvents = afterRetiredCidGrace(u.client, u.clientEvents, u.end);
+    expect(clientEvents.some((e) => e.type === "connection-id" && e.retired)).toBe(true);
     expect(u.server.remoteAddress).toEqual(client);
     expect(u.server.pathStats().validated).toBe(true);
   });
@@ -438,8 +454,11 @@ describe("server preferred address (RFC 9000 §9.6)", () => {
     // The server now sends from its preferred address (local socket 1) to the same client address.
     expect(u.server.remoteAddress).toEqual({ ...client, local: 1 });
     expect(u.serverEvents.some((e) => e.type === "path-migrated" && e.reason === "peer")).toBe(true);
-    // The client retired the handshake connection ID (sequence 0) of the server.
-    expect(u.serverEvents.some((e) => e.type === "connection-id" && e.retired)).toBe(true);
+    // The client retired the handshake connection ID (sequence 0) of the server: it is still
+    // routed right after (packets in flight on the old path), and no longer 3 PTO later.
+    expect(u.serverEvents.some((e) => e.type === "connection-id" && e.retired)).toBe(false);
+    const serverEvents = afterRetiredCidGrace(u.server, u.serverEvents, u.end);
+    expect(serverEvents.some((e) => e.type === "connection-id" && e.retired)).toBe(true);
   });
 
   it("stays on the original address when the preferred one does not answer (§9.6.1)", () => {

@@ -84,6 +84,8 @@ export class NetworkPath {
   private probeOnly = false;
   /** PATH_RESPONSE data to send on this path (§8.2.2: on the path the challenge came from). */
   readonly responses: Uint8Array[] = [];
+  /** The qlog TupleID of this path (quic-events §4.7), given by {@link PathTrace} when traced. */
+  tupleId: string | undefined;
 
   constructor(remote: PathAddress | undefined, validated: boolean) {
     this.remote = remote;

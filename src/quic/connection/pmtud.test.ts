@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BASE_PLPMTU, MAX_PROBES, PmtuDiscovery } from "./pmtud.ts";
+import { BASE_PLPMTU, MAX_PROBES, PmtuDiscovery, type PmtuUpdate } from "./pmtud.ts";
 
 /** Runs a search against a path that carries datagrams up to `pathMtu`; returns the probe sizes. */
 function search(d: PmtuDiscovery, pathMtu: number, now = 0): number[] {
@@ -16,6 +16,32 @@ function search(d: PmtuDiscovery, pathMtu: number, now = 0): number[] {
 }
 
 describe("PmtuDiscovery (RFC 8899)", () => {
+  it("reports each growth, the end of a search and a black hole to onUpdate", () => {
+    const updates: [PmtuUpdate, number][] = [];
+    const onUpdate = (u: PmtuUpdate, now: number) => updates.push([u, now]);
+    const one = new PmtuDiscovery({ upperBound: 1452, onUpdate }, 0);
+    search(one, 65527, 5);
+    expect(updates).toEqual([[{ old: 1200, new: 1452, done: true }, 5]]);
+    updates.length = 0;
+    const d = new PmtuDiscovery({ upperBound: 1500, onUpdate, blackHoleThreshold: 1 }, 0);
+    search(d, 1300, 7);
+    const sizes = updates.map(([u]) => u);
+    // Growth events carry the old size and are not done; the last one ends the search (a growth
+    // or, after MAX_PROBES lost probes, the size reached with no `old`).
+    expect(sizes.length).toBeGreaterThan(1);
+    expect(sizes.slice(0, -1).every((u) => u.old !== undefined && u.new > u.old && !u.done)).toBe(true);
+    const last = sizes[sizes.length - 1];
+    expect(last).toMatchObject({ new: d.current, done: true });
+    expect(updates.every(([, now]) => now === 7)).toBe(true);
+    expect(d.current).toBeGreaterThan(1280);
+    expect(d.current).toBeLessThanOrEqual(1300);
+    // A black hole (threshold 1 here): back to the base.
+    const before = d.current;
+    updates.length = 0;
+    expect(d.onPacketsLost(100, 100)).toBe(true);
+    expect(updates).toEqual([[{ old: before, new: 1200, done: false }, 100]]);
+  });
+
   it("starts at the base and reaches the upper bound with one probe when the path carries it", () => {
     const d = new PmtuDiscovery({ upperBound: 1452 }, 0);
     expect(d.current).toBe(BASE_PLPMTU);

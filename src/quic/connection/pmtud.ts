@@ -40,6 +40,19 @@ export interface PmtuDiscoveryOptions {
   raiseInterval?: number;
   /** Loss events of large packets that declare a black hole; default 3. */
   blackHoleThreshold?: number;
+  /**
+   * Told when the PLPMTU changes (a probe acknowledged, a black hole) or a search ends
+   * (`done`, possibly without a change): what qlog's mtu_updated records.
+   */
+  onUpdate?: ((update: PmtuUpdate, now: number) => void) | undefined;
+}
+
+/** A change of the PLPMTU or the end of a search: `old` is omitted when the size did not change. */
+export interface PmtuUpdate {
+  old?: number;
+  new: number;
+  /** The search is complete (the size is settled until PMTU_RAISE_TIMER). */
+  done: boolean;
 }
 
 export type PmtuState = "base" | "searching" | "complete";
@@ -50,6 +63,7 @@ export class PmtuDiscovery {
   private readonly minStep: number;
   private readonly raiseInterval: number;
   private readonly blackHoleThreshold: number;
+  private readonly onUpdate: PmtuDiscoveryOptions["onUpdate"];
 
   private _current: number;
   private _state: PmtuState = "base";
@@ -77,6 +91,7 @@ export class PmtuDiscovery {
     this.minStep = options.minStep ?? 20;
     this.raiseInterval = options.raiseInterval ?? PMTU_RAISE_INTERVAL;
     this.blackHoleThreshold = options.blackHoleThreshold ?? 3;
+    this.onUpdate = options.onUpdate;
     this._current = this.base;
     this.searchLow = this.base;
     this.searchHigh = this.upperBound + 1;
@@ -124,11 +139,13 @@ export class PmtuDiscovery {
   onProbeAcked(size: number, now: number): number {
     if (size === this.inFlight) this.inFlight = 0;
     if (size <= this._current) return 0;
+    const old = this._current;
     this._current = size;
     this.searchLow = Math.max(this.searchLow, size);
     this.lostProbes = 0;
     this.blackHoleEvents = 0;
-    this.nextProbe(now);
+    this.nextProbe(now, false);
+    this.onUpdate?.({ old, new: size, done: this._state === "complete" }, now);
     return size;
   }
 
@@ -140,7 +157,7 @@ export class PmtuDiscovery {
     if (++this.lostProbes < MAX_PROBES) return;
     this.searchHigh = size;
     this.lostProbes = 0;
-    this.nextProbe(now);
+    this.nextProbe(now, true);
   }
 
   /** A non-probe packet of `size` bytes sent at `timeSent` was acknowledged. */
@@ -184,6 +201,7 @@ export class PmtuDiscovery {
   private onBlackHole(now: number): void {
     this.blackHoles++;
     this.blackHoleEvents = 0;
+    this.onUpdate?.({ old: this._current, new: this.base, done: false }, now);
     this._current = this.base;
     this._state = "base";
     this.inFlight = 0;
@@ -198,22 +216,25 @@ export class PmtuDiscovery {
     this.lostProbes = 0;
     // The first probe tries the upper bound.
     this.probeSize = this.upperBound > this._current ? this.upperBound : 0;
-    if (this.probeSize === 0) this.complete(this.nextSearchAt);
+    // Already at the upper bound: nothing to search (not reported: nothing changed).
+    if (this.probeSize === 0) this.complete(this.nextSearchAt, false);
   }
 
-  private nextProbe(now: number): void {
+  /** The next size to probe, or the end of the search; `report`: tell onUpdate about the end. */
+  private nextProbe(now: number, report: boolean): void {
     const low = this.searchLow;
     const high = this.searchHigh; // exclusive
     if (high - 1 - low < this.minStep) {
-      this.complete(now);
+      this.complete(now, report);
       return;
     }
     this.probeSize = low + ((high - low) >> 1);
   }
 
-  private complete(now: number): void {
+  private complete(now: number, report: boolean): void {
     this._state = "complete";
     this.probeSize = 0;
     this.nextSearchAt = now + this.raiseInterval;
+    if (report) this.onUpdate?.({ new: this._current, done: true }, now);
   }
 }

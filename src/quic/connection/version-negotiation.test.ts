@@ -1,13 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { ByteWriter } from "../bytes.ts";
-import { TransportErrorCode } from "../errors.ts";
+import { defaultCryptoProvider } from "../crypto/node-provider.ts";
+import { QuicUsageError, TransportErrorCode } from "../errors.ts";
 import { encodeVersionNegotiation, PacketType, splitCoalescedPackets } from "../packet-header.ts";
+import { createUnprotectedPacket, deriveInitialKeys, unprotectPacket } from "../packet-protection.ts";
 import type { QlogSink } from "../qlog.ts";
 import { encodeTransportParameters, transportParametersSize } from "../transport-parameters.ts";
 import { QUIC_V1, QUIC_V2 } from "../version.ts";
 import type { ClientConnectionConfig, ServerConnectionConfig } from "./connection.ts";
 import { Connection } from "./connection.ts";
-import { acceptFirst, clientConfig, runPair, serverConfig, T0 } from "./test-harness.ts";
+import { acceptFirst, clientConfig, drainEvents, runPair, serverConfig, T0 } from "./test-harness.ts";
 
 interface SeenPacket {
   to: "client" | "server";
@@ -266,5 +268,143 @@ describe('key update in QUIC v2 ("quicv2 ku", RFC 9369 §3.3.2)', () => {
     expect(got).toBe(50_000);
     expect(client.stats().keyUpdatesLocal).toBe(1);
     expect(server.stats().keyUpdatesRemote).toBe(1);
+  });
+});
+
+/** The client's first datagram, its header fields, and whether v1's Initial keys open it. */
+function probeInitial(client: Connection) {
+  const first = client.pollTransmit(T0)!;
+  const [h] = splitCoalescedPackets(first, { localCidLength: 8 });
+  if (h.type !== PacketType.UnsupportedVersion)
+    throw new Error(`expected an unsupported version, got ${h.type}`);
+  // The same bytes with v1 in the Version field parse as a v1 Initial: where its packet number is.
+  const asV1 = first.slice();
+  new DataView(asV1.buffer).setUint32(1, QUIC_V1);
+  const [v1] = splitCoalescedPackets(asV1, { localCidLength: 8 });
+  if (v1.type !== PacketType.Initial) throw new Error("not an Initial under v1's type bits");
+  // Unprotect the datagram as sent (the Version field is authenticated as part of the header).
+  const keys = deriveInitialKeys(defaultCryptoProvider, QUIC_V1, h.dcid).client;
+  const sealed = first.slice(v1.packetStart, v1.packetEnd);
+  const n = unprotectPacket(
+    keys,
+    sealed,
+    0,
+    v1.pnOffset - v1.packetStart,
+    sealed.length,
+    -1,
+    createUnprotectedPacket(),
+  );
+  return {
+    datagram: first,
+    version: h.version,
+    dcid: h.dcid.slice(),
+    scid: h.scid.slice(),
+    openedWithV1: n > 0,
+  };
+}
+
+describe("a client probing with a reserved version (RFC 9000 §6, §15; interop runner versionnegotiation)", () => {
+  const RESERVED = 0x1a2a3a4a;
+
+  it("sends a full-size Initial whose Version field is the reserved version, sealed with v1's Initial keys", () => {
+    const client = Connection.connect(clientConfig({ version: RESERVED }), T0);
+    const p = probeInitial(client);
+    expect(p.version).toBe(RESERVED);
+    expect(p.datagram.length).toBeGreaterThanOrEqual(1200);
+    expect(p.dcid.length).toBeGreaterThanOrEqual(8);
+    expect(p.openedWithV1).toBe(true);
+    // It offers nothing else: version_information names only the probe.
+    expect(client.negotiatedVersion).toBe(RESERVED);
+  });
+
+  it("gives up on the VN, naming the server's versions, and sends nothing more", () => {
+    const q = versionRecorder();
+    const received: string[] = [];
+    const sink: QlogSink = {
+      ...q.sink,
+      packetReceived: (info) => {
+        received.push(`${info.type} ${info.supportedVersions?.join(",")}`);
+      },
+    };
+    const client = Connection.connect(clientConfig({ version: RESERVED, qlog: sink }), T0);
+    const p = probeInitial(client);
+    client.receive(encodeVersionNegotiation(p.scid, p.dcid, [QUIC_V1, QUIC_V2, 0x3a3a3a3a]), T0 + 5);
+    expect(client.isClosed).toBe(true);
+    expect(client.reason).toEqual({ kind: "version-mismatch", offered: [QUIC_V1, QUIC_V2, 0x3a3a3a3a] });
+    const events = drainEvents(client);
+    expect(events.some((e) => e.type === "closed")).toBe(true);
+    expect(client.pollTransmit(T0 + 6)).toBeNull();
+    expect(client.nextTimeout()).toBeUndefined();
+    expect(q.chosen).toEqual([RESERVED]);
+    expect(received).toEqual([`version_negotiation ${[QUIC_V1, QUIC_V2, 0x3a3a3a3a].join(",")}`]);
+  });
+
+  it("ignores a VN that does not echo its connection IDs, or that lists the reserved version (RFC 9000 §6.2)", () => {
+    const client = Connection.connect(clientConfig({ version: RESERVED }), T0);
+    const p = probeInitial(client);
+    const other = new Uint8Array(8).fill(9);
+    client.receive(encodeVersionNegotiation(p.scid, other, [QUIC_V1]), T0 + 1);
+    client.receive(encodeVersionNegotiation(other, p.dcid, [QUIC_V1]), T0 + 2);
+    client.receive(encodeVersionNegotiation(p.scid, p.dcid, [RESERVED, QUIC_V1]), T0 + 3);
+    expect(client.isClosed).toBe(false);
+    // Still probing: the Initial goes again when its PTO fires.
+    const t = client.nextTimeout()!;
+    client.handleTimeout(t);
+    const again = client.pollTransmit(t)!;
+    expect(new DataView(again.buffer, again.byteOffset).getUint32(1)).toBe(RESERVED);
+    client.receive(encodeVersionNegotiation(p.scid, p.dcid, [QUIC_V1]), t + 1);
+    expect(client.reason).toEqual({ kind: "version-mismatch", offered: [QUIC_V1] });
+  });
+
+  it("with versions: [v1] it follows the VN to v1 and completes the handshake (RFC 9368 §2.1)", () => {
+    const client = Connection.connect(clientConfig({ version: RESERVED, versions: [QUIC_V1] }), T0);
+    const p = probeInitial(client);
+    // A reserved version in the VN is never chosen (RFC 9368 §3).
+    client.receive(encodeVersionNegotiation(p.scid, p.dcid, [0x3a3a3a3a, QUIC_V1]), T0 + 5);
+    expect(client.isClosed).toBe(false);
+    const second = client.pollTransmit(T0 + 5)!;
+    expect(new DataView(second.buffer, second.byteOffset).getUint32(1)).toBe(QUIC_V1);
+    const sc = serverConfig();
+    const server = acceptFirst(second, sc, T0 + 10);
+    server.receive(second, T0 + 10);
+    const ref = { server };
+    runPair(
+      client,
+      sc,
+      (s) => !!s?.isHandshakeConfirmed && client.isHandshakeConfirmed,
+      {},
+      T0 + 10,
+      10_000,
+      undefined,
+      ref,
+    );
+    expect(client.isHandshakeConfirmed).toBe(true);
+    expect(client.negotiatedVersion).toBe(QUIC_V1);
+    // Downgrade prevention passed: the server's Available Versions lead to v1 as well.
+    expect(client.reason).toBeUndefined();
+    expect(server.peerTransportParameters?.versionInformation).toEqual({
+      chosenVersion: QUIC_V1,
+      availableVersions: [QUIC_V1, RESERVED],
+    });
+  });
+
+  it("a VN with no version it offers ends the probe even when `versions` is set", () => {
+    const client = Connection.connect(clientConfig({ version: RESERVED, versions: [QUIC_V2] }), T0);
+    const p = probeInitial(client);
+    client.receive(encodeVersionNegotiation(p.scid, p.dcid, [QUIC_V1, 0x3a3a3a3a]), T0 + 5);
+    expect(client.reason).toEqual({ kind: "version-mismatch", offered: [QUIC_V1, 0x3a3a3a3a] });
+  });
+
+  it("refuses an unsupported version that is not reserved (a QuicUsageError)", () => {
+    expect(() => Connection.connect(clientConfig({ version: 0xff00001d }), T0)).toThrow(QuicUsageError);
+    expect(() => Connection.connect(clientConfig({ version: 0xff00001d }), T0)).toThrow(/reserved version/);
+    expect(() => Connection.connect(clientConfig({ versions: [RESERVED] }), T0)).toThrow(QuicUsageError);
+    expect(() =>
+      Connection.accept(
+        serverConfig(),
+        { version: RESERVED, dcid: new Uint8Array(8), scid: new Uint8Array(8) },
+        T0,
+      ),
+    ).toThrow(QuicUsageError);
   });
 });

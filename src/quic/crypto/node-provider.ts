@@ -161,14 +161,17 @@ export class NodeCryptoProvider implements CryptoProvider {
     if (prk.length < hashLen) throw new QuicUsageError(`HKDF-Expand PRK shorter than ${hashLen} bytes`);
     // RFC 5869 §2.3: T(i) = HMAC(PRK, T(i-1) ‖ info ‖ i).
     const out = new Uint8Array(length);
-    let prev: Uint8Array = new Uint8Array(0);
+    // One input buffer T(i-1) ‖ info ‖ i per block, one update: TLS and QUIC labels need a single
+    // block (length ≤ HashLen), which makes this one HMAC call.
+    const input = new Uint8Array(hashLen + info.length + 1);
+    input.set(info, hashLen);
     for (let i = 1, pos = 0; pos < length; i++) {
-      const h = createHmac(hash, prk);
-      h.update(prev);
-      h.update(info);
-      h.update(Uint8Array.of(i));
-      prev = h.digest();
-      out.set(prev.subarray(0, Math.min(hashLen, length - pos)), pos);
+      input[input.length - 1] = i;
+      const block = createHmac(hash, prk)
+        .update(i === 1 ? input.subarray(hashLen) : input)
+        .digest();
+      out.set(block.subarray(0, Math.min(hashLen, length - pos)), pos);
+      input.set(block, 0);
       pos += hashLen;
     }
     return out;
@@ -182,10 +185,32 @@ export class NodeCryptoProvider implements CryptoProvider {
     return plain(createHash(hash).update(data).digest());
   }
 
+  /**
+   * Random bytes from the CSPRNG. Small requests (connection IDs, reset tokens, TLS randoms,
+   * nonces: a dozen per handshake) are cut from a pool refilled 4 KiB at a time: one
+   * randomFillSync call costs ~2 µs, a copy from the pool ~0.1 µs. Every byte is handed out once
+   * and zeroed in the pool as it goes; callers get their own copy.
+   */
   randomBytes(length: number): Uint8Array {
-    return randomFillSync(new Uint8Array(length));
+    if (length > RANDOM_POOL_MAX_REQUEST) return randomFillSync(new Uint8Array(length));
+    if (this.randomPos + length > this.randomPool.length) {
+      randomFillSync(this.randomPool);
+      this.randomPos = 0;
+    }
+    const start = this.randomPos;
+    this.randomPos += length;
+    const out = this.randomPool.slice(start, this.randomPos);
+    this.randomPool.fill(0, start, this.randomPos);
+    return out;
   }
+
+  private readonly randomPool = new Uint8Array(4096);
+  /** Bytes of the pool before this offset were handed out (the pool starts empty). */
+  private randomPos = 4096;
 }
+
+/** Larger randomBytes requests bypass the pool. */
+const RANDOM_POOL_MAX_REQUEST = 256;
 
 /** The process-wide default provider. */
 export const defaultCryptoProvider: CryptoProvider = new NodeCryptoProvider();

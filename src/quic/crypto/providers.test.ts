@@ -335,6 +335,22 @@ describe.each(byProvider)("%s provider: known answers", (_name, p) => {
     expect(big.subarray(65_536).some((b) => b !== 0)).toBe(true);
     expect(hex(p.randomBytes(16))).not.toBe(hex(p.randomBytes(16)));
   });
+
+  it("randomBytes hands out independent, non-repeating small pieces (across pool refills)", () => {
+    const seen = new Set<string>();
+    let zeroPieces = 0;
+    for (let i = 0; i < 2000; i++) {
+      const r = p.randomBytes(8 + (i % 9)); // 8..16 bytes: ~24 KiB in all, several 4 KiB refills
+      expect(r).toHaveLength(8 + (i % 9));
+      if (r.every((b) => b === 0)) zeroPieces++;
+      const h = hex(r);
+      expect(seen.has(h)).toBe(false);
+      seen.add(h);
+      r.fill(0xff); // a caller writing into its bytes changes no later result
+    }
+    expect(zeroPieces).toBe(0);
+    expect(p.randomBytes(32).every((b) => b === 0xff)).toBe(false);
+  });
 });
 
 describe.each(byProvider)("%s provider: misuse throws QuicUsageError", (_name, p) => {

@@ -899,3 +899,55 @@ describe("robustness: peer-supplied DER only ever causes TlsError", () => {
     }
   });
 });
+
+describe("reuse across handshakes (parsed certificates, keys, trust stores)", () => {
+  it("a verified chain whose buffer the caller then overwrites does not change the next verification", () => {
+    const leaf = pki.leaf.der.slice();
+    const chain = [leaf, pki.intermediate.der];
+    const opts = { serverName: "example.com", roots: [pki.root.pem], now: NOW };
+    const first = verifyServerCertificateChain(chain, opts);
+    leaf.fill(0); // e.g. a receive buffer reused for the next packet
+    expect(alertOf(() => verifyServerCertificateChain(chain, opts))).toBe(A.bad_certificate);
+    const again = verifyServerCertificateChain([pki.leaf.der, pki.intermediate.der], opts);
+    expect(Buffer.from(again.path[0]).equals(Buffer.from(pki.leaf.der))).toBe(true);
+    expect(again.publicKey.equals(first.publicKey)).toBe(true);
+  });
+
+  it("a one-byte change of a certificate seen before is parsed (and rejected) anew", () => {
+    const opts = { serverName: "example.com", roots: [pki.root.pem], now: NOW };
+    expect(alertOf(() => verifyServerCertificateChain([pki.leaf.der, pki.intermediate.der], opts))).toBe(
+      "ok",
+    );
+    const tampered = pki.leaf.der.slice();
+    tampered[tampered.length - 5] ^= 1; // inside the signature: parses, but the issuer did not sign it
+    expect(alertOf(() => verifyServerCertificateChain([tampered, pki.intermediate.der], opts))).toBe(
+      A.bad_certificate,
+    );
+  });
+
+  it("new root arrays with the same content find the same roots; other content is not mixed up", async () => {
+    const chain = [pki.leaf.der, pki.intermediate.der];
+    for (let i = 0; i < 3; i++) {
+      const roots = [`${pki.root.pem}`]; // a new array (and string) per connection, as connect() builds
+      expect(
+        alertOf(() => verifyServerCertificateChain(chain, { serverName: "example.com", roots, now: NOW })),
+      ).toBe("ok");
+    }
+    const other = await buildPki({ tag: "other", rootKey: makeKey("p256", true) });
+    expect(
+      alertOf(() =>
+        verifyServerCertificateChain(chain, { serverName: "example.com", roots: [other.root.pem], now: NOW }),
+      ),
+    ).toBe(A.unknown_ca);
+    expect(
+      alertOf(() =>
+        verifyServerCertificateChain(chain, { serverName: "example.com", roots: [other.root.der], now: NOW }),
+      ),
+    ).toBe(A.unknown_ca);
+    expect(
+      alertOf(() =>
+        verifyServerCertificateChain(chain, { serverName: "example.com", roots: [pki.root.der], now: NOW }),
+      ),
+    ).toBe("ok");
+  });
+});

@@ -288,6 +288,35 @@ export function parseCertificate(der: Uint8Array): ParsedCertificate {
   }
 }
 
+/** Parsed certificates kept for reuse, at most (a peer sending new ones only evicts old ones). */
+const PARSED_CACHE_ENTRIES = 64;
+/** Certificates larger than this are parsed every time rather than kept. */
+const PARSED_CACHE_MAX_DER = 16 * 1024;
+const parsedCache = new Map<string, ParsedCertificate>();
+
+/**
+ * {@link parseCertificate} with a bounded cache keyed by the exact DER bytes: a client that
+ * connects to the same server again (and a server verifying the same client certificate) skips
+ * the ASN.1 decoding and DER re-encoding checks, which cost more than the rest of a handshake.
+ * The result depends on the bytes only; a cached entry owns a private copy of them, so a caller
+ * reusing its buffer cannot change it. Failures are not cached.
+ */
+function parseCertificateCached(der: Uint8Array): ParsedCertificate {
+  if (der.length > PARSED_CACHE_MAX_DER) return parseCertificate(der);
+  const key = Buffer.from(der.buffer, der.byteOffset, der.length).toString("latin1");
+  const hit = parsedCache.get(key);
+  if (hit) {
+    // Most recently used last: Map iteration order is insertion order.
+    parsedCache.delete(key);
+    parsedCache.set(key, hit);
+    return hit;
+  }
+  const parsed = parseCertificate(der.slice());
+  if (parsedCache.size >= PARSED_CACHE_ENTRIES) parsedCache.delete(parsedCache.keys().next().value!);
+  parsedCache.set(key, parsed);
+  return parsed;
+}
+
 function parseCertificateInner(der: Uint8Array): ParsedCertificate {
   const cert = decodeDer(der, Certificate, "certificate");
   const tbs = cert.tbsCertificate;
@@ -372,10 +401,20 @@ function parseCertificateInner(der: Uint8Array): ParsedCertificate {
 const MIN_RSA_BITS = 2048;
 const MAX_RSA_BITS = 8192;
 
+/**
+ * Keys of certificates that passed the key policy, across verifications: with parsed certificates
+ * reused ({@link parseCertificateCached}), a server's key is imported from DER once, not per
+ * handshake. Weak, so it holds nothing the parse cache dropped.
+ */
+const keyCache = new WeakMap<ParsedCertificate, KeyObject>();
+
 /** Public key of a certificate, checked against our key policy (→ unsupported_certificate). */
 function certificateKey(cert: ParsedCertificate, cache: Map<ParsedCertificate, KeyObject>): KeyObject {
-  const cached = cache.get(cert);
-  if (cached) return cached;
+  const cached = cache.get(cert) ?? keyCache.get(cert);
+  if (cached) {
+    cache.set(cert, cached);
+    return cached;
+  }
   let key: KeyObject;
   try {
     key = createPublicKey({ key: Buffer.from(cert.spki), format: "der", type: "spki" });
@@ -400,6 +439,7 @@ function certificateKey(cert: ParsedCertificate, cache: Map<ParsedCertificate, K
     throw unsupportedCertificate(`unsupported public key type ${type}`);
   }
   cache.set(cert, key);
+  keyCache.set(cert, key);
   return key;
 }
 
@@ -757,6 +797,9 @@ export function createTrustStore(roots: readonly (string | Uint8Array)[], skipIn
 
 let defaultStore: TrustStore | undefined;
 const storeCache = new WeakMap<object, { snapshot: readonly (string | Uint8Array)[]; store: TrustStore }>();
+/** Trust stores by the content of their roots, at most this many (oldest dropped). */
+const STORE_CACHE_ENTRIES = 16;
+const storeByContent = new Map<string, TrustStore>();
 
 /**
  * The trust store for `roots`. A store built from an array is cached per array object, and reused
@@ -771,7 +814,22 @@ function resolveTrustStore(roots: CertificateVerifyOptions["roots"]): TrustStore
   if (cached && cached.snapshot.length === list.length && cached.snapshot.every((r, i) => r === list[i])) {
     return cached.store;
   }
-  const store = createTrustStore(list);
+  // A new array with the same roots (e.g. `[options.ca]` built per connection) finds the store by
+  // content, so the roots are not parsed again for every handshake.
+  const key = list
+    .map((r) =>
+      typeof r === "string"
+        ? `p${r.length}:${r}`
+        : `d${r.length}:${Buffer.from(r.buffer, r.byteOffset, r.length).toString("latin1")}`,
+    )
+    .join("");
+  let store = storeByContent.get(key);
+  if (!store) {
+    store = createTrustStore(list);
+    if (storeByContent.size >= STORE_CACHE_ENTRIES)
+      storeByContent.delete(storeByContent.keys().next().value!);
+    storeByContent.set(key, store);
+  }
   storeCache.set(list, { snapshot: [...list], store });
   return store;
 }
@@ -909,7 +967,7 @@ function verifyChain(
 
   if (typeof mode === "object") return verifyPinned(chainDer[0], mode.serverCertificateHashes, now, keys);
 
-  const certs = chainDer.map((d) => parseCertificate(d));
+  const certs = chainDer.map((d) => parseCertificateCached(d));
   const leaf = certs[0];
   const store = resolveTrustStore(options.roots);
 

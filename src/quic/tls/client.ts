@@ -164,6 +164,17 @@ export class TlsClient extends TlsEndpoint {
   }
 
   /** RFC 9846 §7.5 exporter over the exporter_secret; available once the handshake completed. */
+  protected override releaseHandshakeState(): void {
+    super.releaseHandshakeState();
+    this.keyShare = undefined;
+    this.earlySecret = undefined;
+    this.handshakeSecret = undefined;
+    this.clientHandshakeSecret = undefined;
+    this.serverHandshakeSecret = undefined;
+    this.serverPublicKey = undefined;
+    this.certificateRequest = undefined;
+  }
+
   exportKeyingMaterial(label: string, context: Uint8Array, length: number): Uint8Array {
     if (!this.exporterSecret || !this.schedule)
       throw new QuicUsageError("exporter not available before the handshake completes");
@@ -563,6 +574,7 @@ export class TlsClient extends TlsEndpoint {
     this.state = "connected";
     this.handshakeComplete = true;
     this.events.push({ type: "handshake-complete" });
+    this.releaseHandshakeState();
   }
 
   private onNewSessionTicket(msg: NewSessionTicket): void {

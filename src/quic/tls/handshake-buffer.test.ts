@@ -231,3 +231,25 @@ describe("HandshakeBuffer size limit", () => {
     expect(new HandshakeBuffer({ maxMessageSize: 2 ** 24 - 1 }).maxMessageSize).toBe(2 ** 24 - 1);
   });
 });
+
+describe("HandshakeBuffer storage release", () => {
+  const msg = (type: number, body: number[]) => Uint8Array.from([type, 0, 0, body.length, ...body]);
+  const storage = (b: HandshakeBuffer) => (b as unknown as { buf: Uint8Array }).buf.length;
+
+  it("keeps a partial message and releases storage only once everything was consumed", () => {
+    const b = new HandshakeBuffer();
+    const m = msg(4, [1, 2, 3, 4, 5]);
+    b.push(m.subarray(0, 6));
+    b.releaseStorage();
+    expect(b.bufferedBytes).toBe(6);
+    expect(storage(b)).toBeGreaterThan(0);
+    b.push(m.subarray(6));
+    expect(Array.from(b.next()!.raw)).toEqual(Array.from(m));
+    expect(storage(b)).toBeGreaterThan(0);
+    b.releaseStorage();
+    expect(storage(b)).toBe(0);
+    // Still usable afterwards: a later message is framed as before.
+    const m2 = msg(24, [9]);
+    expect(b.pushAndDrain(m2).map((r) => Array.from(r.raw))).toEqual([Array.from(m2)]);
+  });
+});

@@ -36,6 +36,9 @@ export interface HandshakeBufferOptions {
   maxMessageSize?: number;
 }
 
+/** Shared zero-length storage: never written (reserve() replaces it before any byte is stored). */
+const EMPTY = new Uint8Array(0);
+
 export class HandshakeBuffer {
   readonly maxMessageSize: number;
   private buf = new Uint8Array(0);
@@ -100,6 +103,16 @@ export class HandshakeBuffer {
       if (this.buf.length > 4096) this.buf = new Uint8Array(0);
     }
     return { type: raw[0], body: raw.subarray(HANDSHAKE_HEADER_SIZE), raw };
+  }
+
+  /**
+   * Lets go of the storage once every byte was consumed (an idle connection then holds no
+   * buffer for a level it will not use again); a later {@link push} allocates anew.
+   */
+  releaseStorage(): void {
+    if (this.start !== this.end || this.buf.length === 0) return;
+    this.buf = EMPTY;
+    this.start = this.end = this.scan = 0;
   }
 
   /** Convenience: push, then take every complete message. */

@@ -142,7 +142,7 @@ export abstract class TlsEndpoint {
   peerTransportParameters: Uint8Array | undefined;
   handshakeComplete = false;
 
-  constructor(protected readonly common: TlsCommonConfig) {
+  constructor(protected common: TlsCommonConfig) {
     const opts = { maxMessageSize: common.maxMessageSize };
     this.buffers = {
       initial: new HandshakeBuffer(opts),
@@ -198,12 +198,27 @@ export abstract class TlsEndpoint {
           );
         }
       }
+      // After the handshake only post-handshake messages arrive, rarely: hold no buffer meanwhile.
+      if (this.handshakeComplete) buffer.releaseStorage();
     } catch (err) {
       this.failure = toQuicError(err);
       throw this.failure;
     } finally {
       this.inReceive = false;
     }
+  }
+
+  /**
+   * Drops what only the handshake needed — the transcript (every handshake message) and the
+   * Initial and Handshake reassembly storage — once it completed: an established connection
+   * keeps only its secrets for the exporter and resumption. Subclasses drop their own handshake
+   * secrets too.
+   */
+  protected releaseHandshakeState(): void {
+    this.transcript = new Transcript();
+    this.buffers.initial.releaseStorage();
+    this.buffers.handshake.releaseStorage();
+    this.buffers.application.releaseStorage();
   }
 
   /** Fails the handshake from outside (e.g. the QUIC layer rejected the transport parameters). */

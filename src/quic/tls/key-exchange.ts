@@ -37,7 +37,13 @@ export interface KeyShare {
   computeSharedSecret(peerPublic: Uint8Array): Uint8Array;
 }
 
-const X25519_SPKI_PREFIX = Buffer.from("302a300506032b656e032100", "hex");
+/** The bytes of an unpadded base64url string (a JWK member); a missing one is a 0-length key. */
+function fromBase64Url(s: string | undefined): Uint8Array {
+  const b = Buffer.from(s ?? "", "base64url");
+  if (b.length !== 32)
+    throw new TlsError(AlertDescription.internal_error, "x25519 public key is not 32 bytes");
+  return new Uint8Array(b); // a copy: `b` may be a view into Node's shared 8 KiB pool
+}
 const X25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex");
 
 class X25519Share implements KeyShare {
@@ -46,17 +52,21 @@ class X25519Share implements KeyShare {
   private readonly privateKey: KeyObject;
 
   constructor(privateRaw?: Uint8Array) {
+    let publicKey: KeyObject;
     if (privateRaw) {
       this.privateKey = createPrivateKey({
         key: Buffer.concat([X25519_PKCS8_PREFIX, privateRaw]),
         format: "der",
         type: "pkcs8",
       });
+      publicKey = createPublicKey(this.privateKey);
     } else {
-      this.privateKey = generateKeyPairSync("x25519").privateKey;
+      ({ privateKey: this.privateKey, publicKey } = generateKeyPairSync("x25519"));
     }
-    const spki = createPublicKey(this.privateKey).export({ format: "der", type: "spki" });
-    this.publicKey = new Uint8Array(spki.subarray(spki.length - 32));
+    // JWK, not DER, here and for the peer's key: OpenSSL 3 runs its generic encoder/decoder
+    // machinery for SPKI DER, which costs about 2.5× the raw-key path behind JWK (measured on
+    // this machine: ~150 µs vs ~55 µs to make a share, ~130 µs vs ~55 µs to compute the secret).
+    this.publicKey = fromBase64Url(publicKey.export({ format: "jwk" }).x);
   }
 
   computeSharedSecret(peerPublic: Uint8Array): Uint8Array {
@@ -65,9 +75,8 @@ class X25519Share implements KeyShare {
     let secret: Uint8Array;
     try {
       const publicKey = createPublicKey({
-        key: Buffer.concat([X25519_SPKI_PREFIX, peerPublic]),
-        format: "der",
-        type: "spki",
+        key: { kty: "OKP", crv: "X25519", x: Buffer.from(peerPublic).toString("base64url") },
+        format: "jwk",
       });
       secret = diffieHellman({ privateKey: this.privateKey, publicKey });
     } catch {

@@ -199,3 +199,37 @@ describe("Transcript", () => {
     expect(toHex(bytes.subarray(4))).toBe(toHex(ks.transcriptHash(ch1)));
   });
 });
+
+describe("KeySchedule constants shared across handshakes", () => {
+  const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+  it.each(cryptoProviders.map((p) => [p.name, p] as const))(
+    "%s: the no-PSK Early Secret is a private copy, and the Handshake Secret matches the full derivation",
+    (_name, provider) => {
+      for (const hash of ["sha256", "sha384"] as const) {
+        const ks = new KeySchedule(provider, hash);
+        const len = ks.hashLength;
+        const zeros = new Uint8Array(len);
+        // RFC 9846 §7.1 from first principles, without the cached values.
+        const early = provider.hkdfExtract(hash, zeros, zeros);
+        const emptyHash = provider.hash(hash, new Uint8Array(0));
+        const salt = ks.expandLabel(early, "derived", emptyHash, len);
+        const shared = new Uint8Array(32).fill(7);
+        const expected = hex(provider.hkdfExtract(hash, salt, shared));
+
+        const e1 = ks.earlySecret();
+        expect(hex(e1)).toBe(hex(early));
+        e1.fill(0); // a caller scribbling on its copy changes nothing for the next handshake
+        const e2 = new KeySchedule(provider, hash).earlySecret();
+        expect(hex(e2)).toBe(hex(early));
+        expect(hex(ks.handshakeSecret(e2, shared))).toBe(expected);
+        // A PSK early secret takes the full path and differs.
+        const pskEarly = ks.earlySecret(new Uint8Array(len).fill(1));
+        expect(hex(pskEarly)).not.toBe(hex(early));
+        const pskSalt = ks.expandLabel(pskEarly, "derived", emptyHash, len);
+        expect(hex(ks.handshakeSecret(pskEarly, shared))).toBe(
+          hex(provider.hkdfExtract(hash, pskSalt, shared)),
+        );
+      }
+    },
+  );
+});

@@ -10,19 +10,68 @@ import { HASH_LENGTH } from "../crypto/provider.ts";
 
 const EMPTY = new Uint8Array(0);
 
+/**
+ * Values of the schedule that depend only on the hash: HashLen zeros, Hash(""), and — for every
+ * handshake without a PSK — the Early Secret HKDF-Extract(0, 0) and the "derived" salt of the
+ * Handshake Secret. Computed once per provider and hash instead of per handshake (one hash and
+ * two HMACs), and shared: nothing writes into them, and `earlySecret()` hands out a copy.
+ */
+interface HashConstants {
+  readonly zeros: Uint8Array;
+  readonly emptyHash: Uint8Array;
+  readonly noPskEarlySecret: Uint8Array;
+  readonly noPskDerivedSalt: Uint8Array;
+}
+
+const constantsByProvider = new WeakMap<CryptoProvider, Map<HashName, HashConstants>>();
+
+function hashConstants(provider: CryptoProvider, hash: HashName): HashConstants {
+  let byHash = constantsByProvider.get(provider);
+  if (!byHash) {
+    byHash = new Map();
+    constantsByProvider.set(provider, byHash);
+  }
+  let c = byHash.get(hash);
+  if (!c) {
+    const hashLength = HASH_LENGTH[hash];
+    const zeros = new Uint8Array(hashLength);
+    const emptyHash = provider.hash(hash, EMPTY);
+    const noPskEarlySecret = provider.hkdfExtract(hash, zeros, zeros);
+    const noPskDerivedSalt = hkdfExpandLabel(
+      provider,
+      hash,
+      noPskEarlySecret,
+      "derived",
+      emptyHash,
+      hashLength,
+    );
+    c = { zeros, emptyHash, noPskEarlySecret, noPskDerivedSalt };
+    byHash.set(hash, c);
+  }
+  return c;
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** The secrets of one stage of the schedule, derived from the cipher suite's hash. */
 export class KeySchedule {
   readonly hashLength: number;
   private readonly zeros: Uint8Array;
   private readonly emptyHash: Uint8Array;
+  private readonly constants: HashConstants;
 
   constructor(
     readonly provider: CryptoProvider,
     readonly hash: HashName,
   ) {
     this.hashLength = HASH_LENGTH[hash];
-    this.zeros = new Uint8Array(this.hashLength);
-    this.emptyHash = provider.hash(hash, EMPTY);
+    this.constants = hashConstants(provider, hash);
+    this.zeros = this.constants.zeros;
+    this.emptyHash = this.constants.emptyHash;
   }
 
   /** Transcript-Hash of a message sequence (§4.4.1). */
@@ -41,7 +90,8 @@ export class KeySchedule {
 
   /** Early Secret = HKDF-Extract(0, PSK or 0) (§7.1). */
   earlySecret(psk?: Uint8Array): Uint8Array {
-    return this.provider.hkdfExtract(this.hash, this.zeros, psk ?? this.zeros);
+    if (psk === undefined) return this.constants.noPskEarlySecret.slice();
+    return this.provider.hkdfExtract(this.hash, this.zeros, psk);
   }
 
   /** binder_key: "res binder" for resumption PSKs, "ext binder" for external ones (§7.1). */
@@ -51,7 +101,9 @@ export class KeySchedule {
 
   /** Handshake Secret = HKDF-Extract(Derive-Secret(early, "derived", ""), (EC)DHE) (§7.1). */
   handshakeSecret(earlySecret: Uint8Array, sharedSecret: Uint8Array): Uint8Array {
-    const salt = this.deriveSecret(earlySecret, "derived", this.emptyHash);
+    const salt = equalBytes(earlySecret, this.constants.noPskEarlySecret)
+      ? this.constants.noPskDerivedSalt
+      : this.deriveSecret(earlySecret, "derived", this.emptyHash);
     return this.provider.hkdfExtract(this.hash, salt, sharedSecret);
   }
 

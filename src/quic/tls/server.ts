@@ -112,6 +112,13 @@ type ServerState =
 
 const DEFAULT_AGE_TOLERANCE_MS = 10_000;
 
+/** What a server's configuration is replaced with once its handshake completed. */
+const RELEASED_CONFIG: TlsServerConfig = Object.freeze({
+  credentials: () => undefined,
+  alpnProtocols: [],
+  transportParameters: new Uint8Array(0),
+});
+
 export class TlsServer extends TlsEndpoint {
   private state: ServerState = "wait_client_hello";
   private readonly provider;
@@ -140,7 +147,7 @@ export class TlsServer extends TlsEndpoint {
   /** The client's certificate chain (DER, leaf first) when it authenticated. */
   peerCertificates: readonly Uint8Array[] = [];
 
-  constructor(private readonly config: TlsServerConfig) {
+  constructor(private config: TlsServerConfig) {
     super(config);
     this.provider = config.provider ?? defaultCryptoProvider;
     this.suites = (config.cipherSuites ?? DEFAULT_CIPHER_SUITES).filter((s) => CIPHER_SUITES.has(s));
@@ -157,6 +164,20 @@ export class TlsServer extends TlsEndpoint {
   }
 
   /** RFC 9846 §7.5 exporter; available once the server Finished was sent. */
+  protected override releaseHandshakeState(): void {
+    super.releaseHandshakeState();
+    this.handshakeSecret = undefined;
+    this.clientHandshakeSecret = undefined;
+    this.clientApplicationSecret = undefined;
+    this.mainSecret = undefined;
+    this.clientPublicKey = undefined;
+    this.offeredClientSchemes = [];
+    this.ownTransportParameters = undefined;
+    // The per-connection configuration (closures over the connection, ticket settings, decoded
+    // transport parameters) serves the handshake only; a completed server reads none of it.
+    this.config = this.common = RELEASED_CONFIG;
+  }
+
   exportKeyingMaterial(label: string, context: Uint8Array, length: number): Uint8Array {
     if (!this.exporterSecret || !this.schedule)
       throw new QuicUsageError("exporter not available before the handshake");
@@ -578,6 +599,7 @@ export class TlsServer extends TlsEndpoint {
     this.events.push({ type: "handshake-complete" });
     const resumptionSecret = ks.deriveSecret(this.mainSecret!, "res master", this.transcript.hash(ks));
     const cfg = this.config.tickets;
+    this.releaseHandshakeState();
     if (!cfg) return;
     const clientCertificateHash =
       this.peerCertificates.length > 0

@@ -4,7 +4,8 @@
 //! Server: `quinn-peer server --listen ADDR:PORT --cert PEM --key PEM --root DIR
 //!          [--retry] [--chacha20] [--max-streams N] [--early-data] [-v]`
 //! Client: `quinn-peer client (--insecure | --ca PEM) [--server-name NAME]
-//!          [--output DIR] [--chacha20] [--timeout SECS] [--resume | --zerortt] [-v] URL...`
+//!          [--output DIR] [--chacha20] [--timeout SECS] [--resume | --zerortt]
+//!          [--version HEX] [-v] URL...`
 //!
 //! The server always issues session tickets; --early-data accepts 0-RTT. With --resume the client
 //! fetches the first URL on a first connection, waits for its ticket, then the others on a
@@ -43,8 +44,8 @@ usage:
   quinn-peer server --listen ADDR:PORT --cert PEM --key PEM --root DIR
                     [--retry] [--chacha20] [--max-streams N] [--early-data] [-v]
   quinn-peer client (--insecure | --ca PEM) [--server-name NAME] [--output DIR]
-                    [--chacha20] [--timeout SECS] [--resume | --zerortt] [-v]
-                    https://HOST:PORT/path...
+                    [--chacha20] [--timeout SECS] [--resume | --zerortt]
+                    [--version HEX] [-v] https://HOST:PORT/path...
 
   ALPN is hq-interop. SSLKEYLOGFILE=FILE writes TLS secrets (NSS key log format).
   server: --listen with port 0 picks a free port; the server prints
@@ -55,7 +56,10 @@ usage:
   server: issues session tickets; --early-data accepts 0-RTT.
   client: --resume: first URL on a first connection, the others on a second one
           resumed with its ticket; --zerortt: the second one's requests in 0-RTT
-          (prints 'RESUMPTION used_0rtt=0|1').";
+          (prints 'RESUMPTION used_0rtt=0|1').
+  client: --version HEX (e.g. 0x1a2a3a4a): the Version field of the first Initial; any
+          version but v1 is sealed with v1's Initial keys (a reserved version probes the
+          server: on its Version Negotiation the client gives up and exits 1).";
 
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 
@@ -95,6 +99,7 @@ struct ClientArgs {
     timeout: Duration,
     resume: bool,
     zerortt: bool,
+    version: Option<u32>,
     urls: Vec<String>,
 }
 
@@ -161,6 +166,7 @@ fn parse_client(argv: Vec<String>) -> ClientArgs {
         timeout: Duration::from_secs(60),
         resume: false,
         zerortt: false,
+        version: None,
         urls: Vec::new(),
     };
     let mut it = argv.into_iter();
@@ -173,6 +179,13 @@ fn parse_client(argv: Vec<String>) -> ClientArgs {
             "--chacha20" => c.chacha20 = true,
             "--resume" => c.resume = true,
             "--zerortt" => c.zerortt = true,
+            "--version" => {
+                let v = take_value(&mut it, &a);
+                let hex = v.trim_start_matches("0x");
+                let n = u32::from_str_radix(hex, 16)
+                    .unwrap_or_else(|_| usage_exit(&format!("bad --version {v}")));
+                c.version = Some(n);
+            }
             "--timeout" => {
                 let v = take_value(&mut it, &a);
                 let secs: f64 = v
@@ -477,6 +490,22 @@ impl rustls::client::ServerCertVerifier for NoVerify {
     }
 }
 
+/// TLS sessions as for QUIC v1 whatever version the connection announces: quinn-proto's rustls
+/// glue derives Initial keys only for v1 and its drafts and refuses other versions, so a client
+/// probing with a reserved version (--version 0x1a2a3a4a) seals its Initials with v1's keys.
+struct V1Keys(Arc<rustls::ClientConfig>);
+
+impl quinn::crypto::ClientConfig for V1Keys {
+    fn start_session(
+        self: Arc<Self>,
+        _version: u32,
+        server_name: &str,
+        params: &quinn_proto::transport_parameters::TransportParameters,
+    ) -> std::result::Result<Box<dyn quinn::crypto::Session>, quinn::ConnectError> {
+        quinn::crypto::ClientConfig::start_session(self.0.clone(), 1, server_name, params)
+    }
+}
+
 struct Outcome {
     path: String,
     bytes: u64,
@@ -532,7 +561,14 @@ async fn run_client(a: ClientArgs) -> Result<bool> {
 
     let mut transport = quinn::TransportConfig::default();
     transport.max_idle_timeout(Some(Duration::from_secs(30).try_into()?));
-    let mut ccfg = quinn::ClientConfig::new(Arc::new(tls));
+    let mut ccfg = match a.version {
+        None => quinn::ClientConfig::new(Arc::new(tls)),
+        Some(v) => {
+            let mut c = quinn::ClientConfig::new(Arc::new(V1Keys(Arc::new(tls))));
+            c.version(v);
+            c
+        }
+    };
     ccfg.transport_config(Arc::new(transport));
 
     let bind: SocketAddr = if remote.is_ipv4() {
