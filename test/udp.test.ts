@@ -57,6 +57,23 @@ describe("QUIC over UDP on 127.0.0.1", () => {
     await c.close(0n, "done");
   }, 60_000);
 
+  it("releases every write made without awaiting the previous one, past the high-water mark", async () => {
+    server = await echoServer();
+    const c = await client(server);
+    const payload = randomBytes(4 << 20);
+    const { send, recv } = await c.openBi();
+    const reading = recv.readAll();
+    // Four 1 MiB writes at once: the second and later start while the first waits for room.
+    const writes: Promise<void>[] = [];
+    for (let i = 0; i < payload.length; i += 1 << 20)
+      writes.push(send.write(payload.subarray(i, i + (1 << 20))));
+    await Promise.all(writes);
+    await send.finish();
+    const echoed = await reading;
+    expect(sha(echoed)).toBe(sha(payload));
+    await c.close(0n, "done");
+  }, 30_000);
+
   it("runs 50 concurrent streams on one connection", async () => {
     server = await echoServer();
     const c = await client(server);

@@ -23,6 +23,7 @@ import { createWebTransportServer } from "../webtransport/server.ts";
 import { parseCipherList } from "./ciphers.ts";
 import type { Command } from "./command.ts";
 import { parseHostPort } from "./hostport.ts";
+import { type StaticFile, StaticFiles } from "./static-files.ts";
 import { parseVersionList } from "./versions.ts";
 
 const HELP = `Usage: purequic server [options]
@@ -115,21 +116,32 @@ const CONTENT_TYPES: Record<string, string> = {
   ".pdf": "application/pdf",
 };
 
-/** The h3 handler: GET/HEAD of a file under root, 404 for anything else. */
-function fileHandler(root: string): H3Handler {
+/**
+ * The h3 handler: GET/HEAD of a file under root, 404 for anything else. Small files are answered
+ * from memory while unchanged, paths resolved once a second ({@link StaticFiles}).
+ */
+function fileHandler(files: StaticFiles): H3Handler {
+  const notFound = () =>
+    new Response("not found\n", { status: 404, headers: { "content-type": "text/plain" } });
   return async (req) => {
     if (req.method !== "GET" && req.method !== "HEAD") {
       return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
     }
     const url = new URL(req.url);
-    const file = await resolveFile(root, url.pathname + url.search);
-    if (!file) return new Response("not found\n", { status: 404, headers: { "content-type": "text/plain" } });
-    const size = (await stat(file)).size;
+    const file = await files.resolve(url.pathname + url.search);
+    if (!file) return notFound();
+    let opened: StaticFile;
+    try {
+      opened = await files.open(file);
+    } catch {
+      return notFound(); // removed (or replaced by a directory) since it was resolved
+    }
     const headers = {
-      "content-length": String(size),
+      "content-length": String(opened.size),
       "content-type": CONTENT_TYPES[extname(file).toLowerCase()] ?? "application/octet-stream",
     };
     if (req.method === "HEAD") return new Response(null, { headers });
+    if (opened.bytes !== undefined) return new Response(opened.bytes, { headers });
     const body = Readable.toWeb(
       createReadStream(file, { highWaterMark: 256 * 1024 }),
     ) as ReadableStream<Uint8Array>;
@@ -137,15 +149,23 @@ function fileHandler(root: string): H3Handler {
   };
 }
 
-async function serveConnection(conn: QuicConnection, root: string): Promise<void> {
+async function serveConnection(conn: QuicConnection, files: StaticFiles): Promise<void> {
   for (let bi = await conn.acceptBi(); bi; bi = await conn.acceptBi()) {
     const { send, recv } = bi;
     void (async () => {
       const request = new TextDecoder().decode(await recv.readAll(MAX_REQUEST));
       const m = /^GET (\S+)\s*$/.exec(request);
-      const file = m ? await resolveFile(root, m[1]) : undefined;
+      const file = m ? await files.resolve(m[1]) : undefined;
       if (!file) {
         send.reset(HQ_NOT_FOUND);
+        return;
+      }
+      // A small file comes from memory (StaticFiles: one stat, no open/read/close) and, as below,
+      // its FIN leaves with its bytes.
+      const small = (await files.open(file)).bytes;
+      if (small !== undefined) {
+        if (small.length > 0) await Promise.all([send.write(small), send.finish()]);
+        else await send.finish();
         return;
       }
       // The FIN leaves with the file's last bytes (a write and finish() in the same tick share a
@@ -174,7 +194,7 @@ async function serveConnection(conn: QuicConnection, root: string): Promise<void
 /** Serves a connection with the protocol its ALPN names (HTTP/3 or hq-interop). */
 async function dispatch(
   conn: QuicConnection,
-  root: string,
+  files: StaticFiles,
   serveH3: (conn: QuicConnection) => Promise<unknown>,
 ): Promise<void> {
   try {
@@ -183,7 +203,7 @@ async function dispatch(
     return;
   }
   if (conn.handshakeData.alpn === "h3") await serveH3(conn);
-  else await serveConnection(conn, root);
+  else await serveConnection(conn, files);
 }
 
 export const serverCommand: Command = {
@@ -281,7 +301,9 @@ export const serverCommand: Command = {
     );
     // WebTransport (draft-02, Chromium's): /webtransport/echo echoes streams and datagrams,
     // /webtransport/chat is a chat room, /webtransport.html the demo page for both.
-    const files = fileHandler(root);
+    // One cache of resolved paths and small files for both protocols.
+    const staticFiles = new StaticFiles((path) => resolveFile(root, path));
+    const files = fileHandler(staticFiles);
     const demoPage = webTransportDemoPage(server.devCertificate?.certificateSha256Hex);
     const chat = new ChatRoom();
     const h3 = createWebTransportServer(
@@ -323,7 +345,7 @@ export const serverCommand: Command = {
     };
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
-    for await (const conn of server) void dispatch(conn, root, h3.serve).catch(() => {});
+    for await (const conn of server) void dispatch(conn, staticFiles, h3.serve).catch(() => {});
     return 0;
   },
 };

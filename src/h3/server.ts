@@ -92,20 +92,25 @@ export interface H3Server {
 const noop = (): void => {};
 const DRAIN_LIMIT = 256 * 1024;
 
-function headersOf(fields: readonly HeaderField[]): Headers {
-  const h = new Headers();
+/**
+ * Received fields as name/value pairs for `new Request` / `new Headers` (a Request given pairs
+ * builds one Headers object, its own, instead of copying ours).
+ */
+function headerPairsOf(fields: readonly HeaderField[]): [string, string][] {
+  const out: [string, string][] = [];
   const cookie: string[] = [];
   for (const [name, value] of fields) {
-    if (name === "cookie") {
-      cookie.push(value);
-      continue;
-    }
-    h.append(name, value);
+    if (name === "cookie") cookie.push(value);
+    else out.push([name, value]);
   }
   // RFC 9114 §4.2.1: several cookie field lines "MUST be concatenated into a single byte string
   // using the two-byte delimiter of '; '" before going to a generic HTTP application.
-  if (cookie.length > 0) h.set("cookie", cookie.join("; "));
-  return h;
+  if (cookie.length > 0) out.push(["cookie", cookie.join("; ")]);
+  return out;
+}
+
+function headersOf(fields: readonly HeaderField[]): Headers {
+  return new Headers(headerPairsOf(fields));
 }
 
 async function resolveTrailers(t: H3HandlerResponse["trailers"]): Promise<HeaderField[] | undefined> {
@@ -169,8 +174,23 @@ async function handleStream(
     }
   };
 
-  const abort = new AbortController();
-  stream.onStopped(() => abort.abort(new DOMException("request cancelled by the client", "AbortError")));
+  // `request.signal`, made only when the handler asks for it: a Request built with a `signal`
+  // follows it through a FinalizationRegistry and listeners, which costs more than the rest of
+  // the Request (measured ≈ 35 µs per request, Node 20).
+  let stopped = false;
+  let abort: AbortController | undefined;
+  const cancelled = () => new DOMException("request cancelled by the client", "AbortError");
+  stream.onStopped(() => {
+    stopped = true;
+    abort?.abort(cancelled());
+  });
+  const signal = (): AbortSignal => {
+    if (abort === undefined) {
+      abort = new AbortController();
+      if (stopped) abort.abort(cancelled());
+    }
+    return abort.signal;
+  };
 
   if (method === "CONNECT" && head.protocol !== undefined && options.onConnect !== undefined) {
     await options.onConnect(stream, head, h3);
@@ -188,7 +208,8 @@ async function handleStream(
   try {
     const host = head.authority ?? head.fields.find((f) => f[0] === "host")?.[1];
     const path = head.path === "*" ? "/" : head.path;
-    const url = new URL(`${head.scheme}://${host}${path}`);
+    // A string: Request parses it (and throws TypeError for an invalid URL) — once.
+    const url = `${head.scheme}://${host}${path}`;
     const body = hasBody
       ? new ReadableStream<Uint8Array>({
           pull: async (controller) => {
@@ -209,11 +230,11 @@ async function handleStream(
       : null;
     request = new Request(url, {
       method,
-      headers: headersOf(head.fields),
+      headers: headerPairsOf(head.fields),
       body,
-      signal: abort.signal,
       ...(body ? { duplex: "half" } : {}),
     } as RequestInit);
+    Object.defineProperty(request, "signal", { get: signal, configurable: true });
   } catch {
     plain(stream, 400, "bad request\n");
     stream.stopReading(H3ErrorCode.H3_NO_ERROR);
@@ -248,7 +269,7 @@ async function handleStream(
     }
   } catch (err) {
     options.onError?.(err);
-    if (abort.signal.aborted) return;
+    if (stopped) return;
     plain(stream, 500, "internal server error\n");
     finishRequest(request, () => requestEnded);
     return;
@@ -259,7 +280,7 @@ async function handleStream(
     return;
   }
   try {
-    await sendResponse(stream, method, response, abort.signal);
+    await sendResponse(stream, method, response, () => stopped);
   } catch (err) {
     options.onError?.(err);
     stream.cancel(H3ErrorCode.H3_REQUEST_CANCELLED);
@@ -290,7 +311,7 @@ async function sendResponse(
   stream: H3Stream,
   method: string,
   response: H3HandlerResponse,
-  signal: AbortSignal,
+  stopped: () => boolean,
 ): Promise<void> {
   const status = response.status;
   const fields: [string, string][] = [[":status", String(status)]];
@@ -314,7 +335,7 @@ async function sendResponse(
     const reader = response.body!.getReader();
     try {
       for (;;) {
-        if (signal.aborted) {
+        if (stopped()) {
           await reader.cancel().catch(noop);
           return;
         }

@@ -87,7 +87,8 @@ export class SendStream {
     this.qc.conn.write(this.id, data);
     this.qc.wake();
     while (this.qc.conn.bufferedAmount(this.id) >= this.qc.highWaterMark) {
-      this.waiter = deferred<void>();
+      // Writes made without awaiting the previous one share the waiter: each is released.
+      this.waiter ??= deferred<void>();
       await this.waiter.promise;
       if (this.stoppedCode !== undefined) throw new StreamResetError(this.id, this.stoppedCode, "stopped");
     }

@@ -12,7 +12,11 @@ export interface ReverseSendStream {
 }
 
 export interface ReverseRecvStream {
-  /** The next chunk (valid until the next read), or null at the end of the stream. */
+  /**
+   * The next chunk, or null at the end of the stream. The chunk is the caller's to keep: the
+   * transport must not reuse its memory (purequic's chunks are views of received datagrams, which
+   * are never recycled), so tcp-pipe.ts hands it to the socket without copying.
+   */
   read(maxBytes?: number): Promise<Uint8Array | null>;
   /** Asks the peer to stop sending (STOP_SENDING). */
   stop(code: bigint | number): void;

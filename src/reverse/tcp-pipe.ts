@@ -32,23 +32,47 @@ export function pipeSocketToStream(
   };
 
   const upstream = new Promise<void>((resolve) => {
-    const onData = (chunk: Buffer) => {
-      bytesIn += chunk.length;
-      socket.pause();
-      send.write(chunk).then(
-        () => socket.resume(),
-        () => {
-          fail();
-          resolve();
-        },
-      );
-    };
-    socket.on("data", onData);
-    socket.once("end", () => {
+    // One write at a time (a stream's write() is not re-entrant). A write resolves at once (next
+    // microtask) while the stream's unacknowledged bytes are under its high-water mark, so the
+    // socket is paused only when a chunk arrives with a write still pending: real backpressure,
+    // not a pause/resume (two epoll changes) per chunk. Held back: at most the chunks that arrive
+    // before the pause takes effect.
+    let writing = false;
+    let ended = false;
+    const queued: Buffer[] = [];
+    const finish = () => {
       send.finish().then(resolve, () => {
         fail();
         resolve();
       });
+    };
+    const onWriteFailed = () => {
+      fail();
+      resolve();
+    };
+    const onWritten = () => {
+      const next = queued.shift();
+      if (next) {
+        send.write(next).then(onWritten, onWriteFailed);
+        return;
+      }
+      writing = false;
+      if (ended) finish();
+      else if (socket.isPaused() && !failed) socket.resume();
+    };
+    socket.on("data", (chunk: Buffer) => {
+      bytesIn += chunk.length;
+      if (writing) {
+        socket.pause();
+        queued.push(chunk);
+        return;
+      }
+      writing = true;
+      send.write(chunk).then(onWritten, onWriteFailed);
+    });
+    socket.once("end", () => {
+      ended = true;
+      if (!writing) finish();
     });
     socket.once("close", (hadError) => {
       if (hadError) fail();
@@ -63,8 +87,8 @@ export function pipeSocketToStream(
         const chunk = await recv.read();
         if (chunk === null) break;
         bytesOut += chunk.length;
-        // The chunk may be a view into the stream's buffer: copy before the socket keeps it.
-        if (!socket.write(Buffer.from(chunk))) {
+        // A view, not a copy: the transport does not reuse a chunk's memory (see ReverseRecvStream).
+        if (!socket.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))) {
           await new Promise<void>((resolve) => {
             const done = () => {
               socket.off("drain", done);

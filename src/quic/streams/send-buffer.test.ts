@@ -32,6 +32,23 @@ describe("SendBuffer", () => {
     expect([...(sb.nextChunk(1000) as SendChunk).data]).toEqual([...seq(5, 100)]);
   });
 
+  it("starts with a small staging block and doubles it up to 16 KiB, keeping every byte", () => {
+    const sb = new SendBuffer();
+    sb.write(seq(30, 0)); // a request head
+    expect(sb.stagingBytes).toBe(256);
+    const sizes: number[] = [];
+    let written = 30;
+    while (written < 40_000) {
+      sb.write(seq(100, written));
+      written += 100;
+      if (sizes[sizes.length - 1] !== sb.stagingBytes) sizes.push(sb.stagingBytes);
+    }
+    expect(sizes).toEqual([256, 512, 1024, 2048, 4096, 8192, 16384]);
+    const got: number[] = [];
+    for (let c = sb.nextChunk(100_000); c !== null; c = sb.nextChunk(100_000)) got.push(...c.data);
+    expect(got).toEqual([...seq(written)]);
+  });
+
   it("copies only when a frame straddles stored chunks", () => {
     const sb = new SendBuffer();
     const a = seq(SMALL_WRITE * 2);

@@ -22,8 +22,16 @@ import { RangeSet } from "./range-set.ts";
 
 /** Writes below this size are copied into staging blocks (coalescing small writes). */
 export const SMALL_WRITE = 1024;
-/** Size of a staging block. */
+/** Size of a staging block (the largest; see {@link FIRST_STAGING_BLOCK}). */
 const STAGING_BLOCK = 16 * 1024;
+/**
+ * Size of a buffer's first staging block; each next one doubles, up to {@link STAGING_BLOCK}. A
+ * stream that writes a few small frames (an HTTP/3 request or response head) then costs 256
+ * bytes instead of a zeroed 16 KiB block (measured: the most allocated object per request with
+ * 100 small requests in flight); one that keeps writing small pieces soon coalesces them into
+ * full-size blocks again.
+ */
+const FIRST_STAGING_BLOCK = 256;
 /** Compact the chunk arrays once this many freed slots precede `head` (and they are half of them). */
 const COMPACT_MIN = 32;
 
@@ -315,7 +323,8 @@ export class SendBuffer {
   private appendStaged(data: Uint8Array): void {
     const len = data.length;
     if (this.stagingUsed + len > this.staging.length) {
-      this.staging = new Uint8Array(Math.max(STAGING_BLOCK, len));
+      const next = Math.min(STAGING_BLOCK, Math.max(FIRST_STAGING_BLOCK, this.staging.length * 2));
+      this.staging = new Uint8Array(Math.max(next, len));
       this.stagingUsed = 0;
       this.lastIsStaging = false;
     }
