@@ -211,8 +211,8 @@ export const datagramsBench: Bench = {
         `Datagrams of ${sizes} bytes (the connection's \`maxDatagramSize\` 1 s after the handshake, time for PMTU discovery to raise it, loopback), purequic → purequic, receiver in another process; ` +
         `the sender offers bursts of ${BURST} per event-loop turn for ${ms / 1000} s; ${runs} runs, each on a new connection. ` +
         `"Lost after sending" counts datagrams that left the sender's queue (into packets, subject to congestion control) but never reached the receiving application. ` +
-        `Two sizes: \`maxDatagramSize\` as the connection advertises it, and 8 bytes less, because a datagram of the advertised maximum does not fit ` +
-        `in a packet here and then blocks the sender's queue for good (nothing after it is sent; found by this bench, left to the transport owner). ` +
+        `Two sizes: \`maxDatagramSize\` as the connection advertises it, and 8 bytes less (a datagram of the advertised maximum once blocked the sender's queue for good; ` +
+        `found by this bench, fixed, src/quic/connection/datagrams.test.ts). ` +
         `No comparison: none of the built peers (quinn-peer, quicgo-peer, gtlsserver) sends or receives datagrams.`;
       writeBenchSection("datagrams", `${head}\n\n${table}`, "Datagrams (`npm run bench:datagrams`)");
       console.log("written to docs/BENCHMARKS.md");

@@ -4,7 +4,8 @@
  *
  *   npm run bench:transfer [-- --quick] [-- --no-write] [-- --size MB]
  *
- * Pairs: purequic → purequic, quinn → quinn, quic-go → quic-go, and the mixed pairs with quinn.
+ * Pairs: purequic → purequic, quinn → quinn, quic-go → quic-go, @matrixai/quic → @matrixai/quic
+ * (quiche), and the mixed pairs with quinn.
  * Peers come from interop/peers/install.sh (skipped with a note when not built). Each figure is
  * the median of the runs with min–max; the ratio column compares with quinn → quinn.
  */
@@ -13,6 +14,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { MATRIXAI_PEER_COMMAND, matrixaiInstalled } from "../interop/impls/matrixai.ts";
 import { makeTestCertificate, peersEnv, purequicBin as purequic, startUntil } from "../interop/lib.ts";
 import {
   type Bench,
@@ -83,6 +85,31 @@ function sides(peers: Record<string, string>): Side[] {
       ],
     });
   }
+  if (matrixaiInstalled()) {
+    const [node, pre] = MATRIXAI_PEER_COMMAND;
+    list.push({
+      name: "matrixai",
+      server: (cert, key, root) => [
+        node,
+        [...pre, "server", "--listen", "127.0.0.1:0", "--cert", cert, "--key", key, "--root", root],
+        /listening on [\d.]+:(\d+)/,
+      ],
+      client: (port, cert, out, file) => [
+        node,
+        [
+          ...pre,
+          "client",
+          "--ca",
+          cert,
+          "--server-name",
+          "localhost",
+          "--output",
+          out,
+          `https://127.0.0.1:${port}/${file}`,
+        ],
+      ],
+    });
+  }
   return list;
 }
 
@@ -130,7 +157,8 @@ const median = (v: number[]) => {
 export const transferBench: Bench = {
   name: "transfer",
   async run(opts: BenchOptions): Promise<void> {
-    const mb = sizeMiB ?? (opts.quick ? 10 : 100);
+    // Issue #10's bulk case: 200 MB.
+    const mb = sizeMiB ?? (opts.quick ? 10 : 200);
     const runs = opts.quick ? 1 : 3;
     const work = mkdtempSync(join(tmpdir(), "purequic-bench-"));
     const root = join(work, "www");
@@ -150,6 +178,7 @@ export const transferBench: Bench = {
       ["purequic", "purequic"],
       ["quinn", "quinn"],
       ["quic-go", "quic-go"],
+      ["matrixai", "matrixai"],
       ["purequic", "quinn"],
       ["quinn", "purequic"],
     ];
@@ -254,6 +283,6 @@ const cliArgs = process.argv.slice(2);
 const sizeMiB = isMain(import.meta.url) ? takeSizeOption(cliArgs) : undefined;
 if (isMain(import.meta.url)) {
   if (cliArgs.includes("--help") || cliArgs.includes("-h"))
-    console.log("transfer: --size MB (file size, default 100; 10 with --quick)");
+    console.log("transfer: --size MB (file size, default 200; 10 with --quick)");
   await transferBench.run(parseBenchArgs(cliArgs));
 }

@@ -22,14 +22,46 @@ export interface Impl {
   readonly unsupportedAsClient?: Record<string, string>;
   readonly unsupportedAsServer?: Record<string, string>;
   /**
-   * Cases where this peer has a diagnosed bug that makes some runs fail, with the evidence, per
-   * role. A failing cell is then shown as the peer's ("✗ peer") and does not fail the run; a
-   * passing one stays ✓.
+   * Cases where this peer has a diagnosed bug that makes some runs fail, per role. A failing cell
+   * is shown as the peer's ("✗ peer", not failing the run) only when its own logs show the bug's
+   * signature (`seen`); a passing one stays ✓.
    */
-  readonly knownBugsAsClient?: Record<string, string>;
-  readonly knownBugsAsServer?: Record<string, string>;
+  readonly knownBugsAsClient?: Record<string, KnownBug>;
+  readonly knownBugsAsServer?: Record<string, KnownBug>;
   server(ctx: RunContext): Promise<ServerRun>;
   client(ctx: RunContext, port: number, urls: string[]): Promise<{ code: number | null; output: string }>;
+}
+
+/** A diagnosed bug of a peer, and how to recognise it in a failed cell's logs. */
+export interface KnownBug {
+  /** What goes wrong and where it was seen. */
+  readonly reason: string;
+  /** Whether the results folder `dir` of a failed cell shows the bug's signature. */
+  seen(dir: string): boolean;
+}
+
+/** One cell of the matrix. */
+export interface Cell {
+  status: "pass" | "fail" | "peer" | "n/a" | "pending";
+  detail: string;
+}
+
+/**
+ * The cell as shown: a failure becomes the peer's only when `bug` is diagnosed for this case and
+ * role and its signature is in this run's logs (`dir`); otherwise it stays a failure, saying that
+ * the known bug's signature is missing. Any other cell is returned as it is.
+ */
+export function blameCell(cell: Cell, bug: KnownBug | undefined, dir: string): Cell {
+  if (cell.status !== "fail" || !bug) return cell;
+  let seen: boolean;
+  try {
+    seen = bug.seen(dir);
+  } catch {
+    seen = false; // unreadable logs are no evidence
+  }
+  return seen
+    ? { status: "peer", detail: `${cell.detail} — the peer's bug: ${bug.reason}` }
+    : { status: "fail", detail: `${cell.detail} (not the peer's known bug for this case: its signature is not in the logs)` };
 }
 
 /** Why `client` × `server` cannot run `testCase` (a cell "n/a"), or undefined. */

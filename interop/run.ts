@@ -8,7 +8,7 @@
  *   npx tsx interop/run.ts [--subset ci] [--peer quinn] [--case transfer] [--no-write]
  *
  * Cells: ✓ passed · ✗ failed (with where to look) · ✗ peer (failed through a diagnosed bug of the
- * peer, with the evidence: `knownBugsAsClient/AsServer` of its Impl) · n/a (the peer cannot do
+ * peer, `knownBugsAsClient/AsServer` of its Impl, whose signature is in this run's logs) · n/a (the peer cannot do
  * it) · pending (a purequic feature still to come, with its issue).
  */
 import { execFileSync, spawn } from "node:child_process";
@@ -23,6 +23,8 @@ import { ngtcp2 } from "./impls/ngtcp2.ts";
 import { quicgoInterop } from "./impls/quicgo-interop.ts";
 import { makeTestCertificate, peersEnv, purequicBin, repo } from "./lib.ts";
 import {
+  blameCell,
+  type Cell,
   type ConnectionFacts,
   type Impl,
   type QlogFacts,
@@ -746,7 +748,9 @@ function makeLargeChain(dir: string): { cert: string; key: string } {
 /** The relay's PRNG seed: the same seed and datagram sequence give the same drops and corruptions. */
 const RELAY_SEED = Number(process.env.INTEROP_SEED ?? 1);
 
-type Cell = { status: "pass" | "fail" | "peer" | "n/a" | "pending"; detail: string };
+/** The results folder of one cell. */
+const cellDir = (resultsDir: string, tc: TestCase, client: Impl, server: Impl) =>
+  join(resultsDir, `${tc.name}__${client.name}-client__${server.name}-server`);
 
 /**
  * versionnegotiation: how each client says it gave up on the Version Negotiation (exit codes
@@ -817,7 +821,7 @@ async function runCell(tc: TestCase, client: Impl, server: Impl, resultsDir: str
   const unsupported = whyUnsupported(tc.name, client, server);
   if (unsupported) return { status: "n/a", detail: unsupported };
   if (tc.pending) return { status: "pending", detail: tc.pending };
-  const dir = join(resultsDir, `${tc.name}__${client.name}-client__${server.name}-server`);
+  const dir = cellDir(resultsDir, tc, client, server);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const www = join(dir, "www");
@@ -1032,12 +1036,11 @@ for (const tc of cases) {
       [peer, me],
     ] as const) {
       const started = performance.now();
-      let cell = await runCell(tc, client, server, resultsDir);
       const peerBug = client.isPurequic
         ? peer.knownBugsAsServer?.[tc.name]
         : peer.knownBugsAsClient?.[tc.name];
-      if (cell.status === "fail" && peerBug)
-        cell = { status: "peer", detail: `${cell.detail} — the peer's bug: ${peerBug}` };
+      // The peer's only when this run's logs show the bug's signature.
+      const cell = blameCell(await runCell(tc, client, server, resultsDir), peerBug, cellDir(resultsDir, tc, client, server));
       const secs = ((performance.now() - started) / 1000).toFixed(1);
       matrix.set(`${tc.name}|${peer.name}|${client.isPurequic ? "client" : "server"}`, cell);
       if (cell.status === "pass") passed++;

@@ -13,6 +13,7 @@ import { createHash, X509Certificate } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { Impl } from "../matrix.ts";
+import { versionNegotiationReachedClient } from "../peer-bug-evidence.ts";
 
 export const CHROMIUM_BIN = "/usr/lib/chromium/chromium";
 
@@ -103,9 +104,13 @@ export function chromiumClient(bin = CHROMIUM_BIN): Impl {
     // Chromium closed with QUIC_INVALID_VERSION_NEGOTIATION_PACKET ("Server already supports
     // client's version RFCv1 and should have accepted the connection") instead of discarding the
     // VN packet as RFC 9000 §6.2 requires of a VN that lists the client's version.
+    // Signature in a run: the relay forwarded a Version Negotiation packet toward Chromium.
     knownBugsAsClient: {
-      handshakecorruption:
-        "Chromium abandons the connection on a Version Negotiation that lists its own version (sent for an Initial whose version field the relay corrupted) instead of discarding it (RFC 9000 §6.2)",
+      handshakecorruption: {
+        reason:
+          "Chromium abandons the connection on a Version Negotiation that lists its own version (sent for an Initial whose version field the relay corrupted) instead of discarding it (RFC 9000 §6.2)",
+        seen: versionNegotiationReachedClient,
+      },
     },
     unsupportedAsServer: { "*": "a browser is only a client" },
     async server() {

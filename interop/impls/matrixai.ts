@@ -8,7 +8,8 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { repo } from "../lib.ts";
-import { type Impl, type RunContext, run, waitForPort } from "../matrix.ts";
+import { type Impl, type KnownBug, type RunContext, run, waitForPort } from "../matrix.ts";
+import { quicheLostFinSeen } from "../peer-bug-evidence.ts";
 import { urlHost } from "./udp-listener.ts";
 
 export const MATRIXAI_VERSION = "2.0.9";
@@ -20,6 +21,9 @@ const script = join(repo, "interop/impls/matrixai-peer.ts");
 const node = process.execPath;
 const withTsx = ["--import", import.meta.resolve("tsx/esm")];
 
+/** The command (program, arguments before the peer's own) that runs matrixai-peer.ts. */
+export const MATRIXAI_PEER_COMMAND: readonly [string, readonly string[]] = [node, [...withTsx, script]];
+
 /** Whether install-matrixai.sh has installed the package. */
 export function matrixaiInstalled(): boolean {
   const cache = join(process.env.PURQUIC_CACHE ?? join(repo, ".cache"), "interop/matrixai");
@@ -29,8 +33,16 @@ export function matrixaiInstalled(): boolean {
 const QUICHE_SECOND_REBINDING =
   "quiche 0.18 in @matrixai/quic follows only the first NAT rebinding: after the second it never validates the new address and keeps sending to the retired binding (its active_connection_id_limit 2 is not configurable there; with 8 it follows the second)";
 
-const QUICHE_LOST_FIN =
-  "quiche 0.18 drops a FIN that arrives in a retransmission together with bytes it already read (RecvBuf::write), so its client never sees the response end and times out";
+/**
+ * Signature in a run (peer-bug-evidence.ts): the client idled out, and purequic's qlog shows an
+ * acknowledged FIN that came with bytes the client had already acknowledged, on a connection the
+ * client never closed.
+ */
+const QUICHE_LOST_FIN: KnownBug = {
+  reason:
+    "quiche 0.18 drops a FIN that arrives in a retransmission together with bytes it already read (RecvBuf::write), so its client never sees the response end and times out",
+  seen: quicheLostFinSeen,
+};
 
 export function matrixai(): Impl {
   const env = (ctx: RunContext) => ({ ...process.env, SSLKEYLOGFILE: join(ctx.dir, "keys.log") });
