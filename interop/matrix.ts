@@ -61,7 +61,10 @@ export function blameCell(cell: Cell, bug: KnownBug | undefined, dir: string): C
   }
   return seen
     ? { status: "peer", detail: `${cell.detail} — the peer's bug: ${bug.reason}` }
-    : { status: "fail", detail: `${cell.detail} (not the peer's known bug for this case: its signature is not in the logs)` };
+    : {
+        status: "fail",
+        detail: `${cell.detail} (not the peer's known bug for this case: its signature is not in the logs)`,
+      };
 }
 
 /** Why `client` × `server` cannot run `testCase` (a cell "n/a"), or undefined. */

@@ -56,7 +56,8 @@ interface QlogEvent {
 /** The events of one JSON-SEQ qlog file (records split by RS or newline; torn records skipped). */
 function qlogEvents(file: string): QlogEvent[] {
   const out: QlogEvent[] = [];
-  for (const rec of readFileSync(file, "utf8").split(/[\u001e\n]/)) {
+  // JSON-SEQ: records start with RS (U+001E); one record per line as well.
+  for (const rec of readFileSync(file, "utf8").replaceAll("\u001e", "\n").split("\n")) {
     if (!rec.trim()) continue;
     try {
       out.push(JSON.parse(rec) as QlogEvent);

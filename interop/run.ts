@@ -58,7 +58,15 @@ function purequic(): Impl {
       const args = ["server", "--listen", listen, "--cert", ctx.cert, "--key", ctx.key, "--root", ctx.www];
       args.push(...(ctx.testCase.purequicServerArgs ?? []));
       if (ctx.testCase.resume === "0rtt") args.push("--early-data");
-      const child = spawn(purequicBin, args, { env: env(ctx), stdio: ["ignore", "pipe", "pipe"] });
+      // A Node diagnostic report (JS stack, handles) on SIGUSR2, taken when a cell ends: kept for
+      // failed cells, so a server that stopped answering shows where it was (V8 interrupts even a
+      // busy loop).
+      const report = `--report-on-signal --report-signal=SIGUSR2 --report-directory=${ctx.dir}`;
+      const nodeOptions = [process.env.NODE_OPTIONS, report].filter(Boolean).join(" ");
+      const child = spawn(purequicBin, args, {
+        env: { ...env(ctx), NODE_OPTIONS: nodeOptions },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
       return waitForPort(child, /listening on udp \S+:(\d+)/);
     },
     async client(ctx, port, urls) {
@@ -938,6 +946,11 @@ async function runCell(tc: TestCase, client: Impl, server: Impl, resultsDir: str
     }
     if (srv) {
       writeFileSync(join(dir, "server.log"), srv.output());
+      if (server.isPurequic && srv.child.exitCode === null && srv.child.signalCode === null) {
+        srv.child.kill("SIGUSR2");
+        for (let i = 0; i < 20 && !readdirSync(dir).some((n) => n.startsWith("report.")); i++)
+          await new Promise((r) => setTimeout(r, 50));
+      }
       srv.child.kill("SIGTERM");
       await new Promise((r) => setTimeout(r, 100));
       srv.child.kill("SIGKILL");
@@ -1040,8 +1053,18 @@ for (const tc of cases) {
         ? peer.knownBugsAsServer?.[tc.name]
         : peer.knownBugsAsClient?.[tc.name];
       // The peer's only when this run's logs show the bug's signature.
-      const cell = blameCell(await runCell(tc, client, server, resultsDir), peerBug, cellDir(resultsDir, tc, client, server));
+      const cell = blameCell(
+        await runCell(tc, client, server, resultsDir),
+        peerBug,
+        cellDir(resultsDir, tc, client, server),
+      );
       const secs = ((performance.now() - started) / 1000).toFixed(1);
+      // The server's diagnostic report is kept only where something went wrong.
+      if (cell.status === "pass" || cell.status === "n/a") {
+        const d = cellDir(resultsDir, tc, client, server);
+        if (existsSync(d))
+          for (const n of readdirSync(d)) if (n.startsWith("report.")) rmSync(join(d, n), { force: true });
+      }
       matrix.set(`${tc.name}|${peer.name}|${client.isPurequic ? "client" : "server"}`, cell);
       if (cell.status === "pass") passed++;
       if (cell.status === "fail") failed++;

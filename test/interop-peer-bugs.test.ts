@@ -20,7 +20,18 @@ afterEach(() => {
 });
 
 const relayLine = (dir: string, kinds: string[], fate = "forwarded") =>
-  JSON.stringify({ seq: 1, dir, index: 1, flow: 1, t: 1, size: 23, firstByte: 0xc0, kinds, fate, corrupted: false });
+  JSON.stringify({
+    seq: 1,
+    dir,
+    index: 1,
+    flow: 1,
+    t: 1,
+    size: 23,
+    firstByte: 0xc0,
+    kinds,
+    fate,
+    corrupted: false,
+  });
 
 const failed: Cell = { status: "fail", detail: "client exited 1" };
 
@@ -83,7 +94,10 @@ const sent = (pn: number, frames: object[]) => ({
 const ackOf = (pn: number, ranges: number[][]) => ({
   time: 100 + pn,
   name: "quic:packet_received",
-  data: { header: { packet_type: "1RTT", packet_number: pn }, frames: [{ frame_type: "ack", acked_ranges: ranges }] },
+  data: {
+    header: { packet_type: "1RTT", packet_number: pn },
+    frames: [{ frame_type: "ack", acked_ranges: ranges }],
+  },
 });
 const stream = (offset: number, length: number, fin: boolean) => ({
   frame_type: "stream",
@@ -92,7 +106,11 @@ const stream = (offset: number, length: number, fin: boolean) => ({
   fin,
   raw: { length },
 });
-const remoteClose = { time: 500, name: "quic:connection_closed", data: { initiator: "remote", error_code: 0 } };
+const remoteClose = {
+  time: 500,
+  name: "quic:connection_closed",
+  data: { initiator: "remote", error_code: 0 },
+};
 
 describe("quiche's lost FIN: its signature in purequic's qlog and the client's log", () => {
   // Seen 2026-12-07: bytes 0..1024 acknowledged (PN 4), the FIN alone lost (PN 5), the probe with
@@ -117,7 +135,12 @@ describe("quiche's lost FIN: its signature in purequic's qlog and the client's l
     expect(lostFinPatternInQlog(join(dir, "closed_server.sqlog"))).toBe(false);
     writeFileSync(
       join(dir, "new_server.sqlog"),
-      qlog([sent(4, [stream(0, 512, false)]), ackOf(1, [[4]]), sent(5, [stream(0, 1024, true)]), ackOf(2, [[4, 5]])]),
+      qlog([
+        sent(4, [stream(0, 512, false)]),
+        ackOf(1, [[4]]),
+        sent(5, [stream(0, 1024, true)]),
+        ackOf(2, [[4, 5]]),
+      ]),
     );
     expect(lostFinPatternInQlog(join(dir, "new_server.sqlog"))).toBe(false);
   });
@@ -126,7 +149,10 @@ describe("quiche's lost FIN: its signature in purequic's qlog and the client's l
     const withBoth = cellDir();
     mkdirSync(join(withBoth, "qlog"));
     writeFileSync(join(withBoth, "qlog", "a_server.sqlog"), qlog(lostFin));
-    writeFileSync(join(withBoth, "client.log"), "INFO:QUICClient:ErrorQUICConnectionIdleTimeout: QUIC Connection max idle timeout exhausted\n");
+    writeFileSync(
+      join(withBoth, "client.log"),
+      "INFO:QUICClient:ErrorQUICConnectionIdleTimeout: QUIC Connection max idle timeout exhausted\n",
+    );
     expect(quicheLostFinSeen(withBoth)).toBe(true);
 
     const noTimeout = cellDir();

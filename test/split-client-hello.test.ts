@@ -42,12 +42,17 @@ describe("a ClientHello split over two Initial datagrams", () => {
     const client = Connection.connect(
       {
         ...config,
-        tls: { ...config.tls, alpnProtocols: [...filler, "hq-interop"], roots: [server.devCertificate!.certificatePem] },
+        tls: {
+          ...config.tls,
+          alpnProtocols: [...filler, "hq-interop"],
+          roots: [server.devCertificate!.certificatePem],
+        },
       },
       Date.now(),
     );
     const first: Uint8Array[] = [];
-    for (let d = client.pollTransmit(Date.now()); d; d = client.pollTransmit(Date.now())) first.push(d.slice());
+    for (let d = client.pollTransmit(Date.now()); d; d = client.pollTransmit(Date.now()))
+      first.push(d.slice());
     expect(first.length).toBeGreaterThanOrEqual(2);
     let answers = 0;
     const s = dgram.createSocket("udp4");
