@@ -11,6 +11,7 @@ import { parsePositiveInteger } from "../src/cli/server.ts";
 import { Connection } from "../src/quic/connection/connection.ts";
 import { clientConfig } from "../src/quic/connection/test-harness.ts";
 import { QuicUsageError, TransportErrorCode } from "../src/quic/errors.ts";
+import { until } from "./udp-helpers.ts";
 
 const run = promisify(execFile);
 const bin = new URL("../bin/purequic", import.meta.url).pathname;
@@ -52,18 +53,6 @@ async function startHandshake(port: number): Promise<Connection> {
   if (!first) throw new Error("no client Initial");
   s.send(first, port, "127.0.0.1");
   return conn;
-}
-
-function until(check: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (check()) resolve();
-      else if (Date.now() > end) reject(new Error("condition not reached"));
-      else setTimeout(tick, 5);
-    };
-    tick();
-  });
 }
 
 describe("purequic server --max-handshakes", () => {

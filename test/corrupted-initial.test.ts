@@ -4,12 +4,13 @@
  * damaged first Initial — its DCID, its SCID or its payload — costs no connection, no handshake
  * slot and no answer, and does not poison the connection its intact retransmission creates.
  */
-import dgram from "node:dgram";
+import type dgram from "node:dgram";
 import { afterEach, describe, expect, it } from "vitest";
 import { listen, type QuicServer } from "../src/quic/api.ts";
 import { Connection } from "../src/quic/connection/connection.ts";
 import { clientConfig } from "../src/quic/connection/test-harness.ts";
 import { PacketType, parsePacketHeader } from "../src/quic/packet-header.ts";
+import { rawSocket, until } from "./udp-helpers.ts";
 
 let server: QuicServer | undefined;
 let socket: dgram.Socket | undefined;
@@ -19,26 +20,6 @@ afterEach(async () => {
   await server?.close();
   server = undefined;
 });
-
-/** A UDP socket on 127.0.0.1 whose datagrams go to `onMessage`. */
-async function rawSocket(onMessage: (msg: Uint8Array) => void): Promise<dgram.Socket> {
-  const s = dgram.createSocket("udp4");
-  s.on("message", (m) => onMessage(new Uint8Array(m)));
-  await new Promise<void>((resolve) => s.bind(0, "127.0.0.1", resolve));
-  return s;
-}
-
-function until(check: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (check()) resolve();
-      else if (Date.now() > end) reject(new Error("condition not reached"));
-      else setTimeout(tick, 5);
-    };
-    tick();
-  });
-}
 
 /** Where the fields of a client's first Initial are (RFC 9000 §17.2.2). */
 function initialLayout(datagram: Uint8Array) {

@@ -3,12 +3,13 @@
  * the accept queue, beyond which client Initials get CONNECTION_REFUSED (RFC 9000 §5.2.2) and no
  * state is kept; and the API's queue of unread datagrams, bounded with the oldest dropped.
  */
-import dgram from "node:dgram";
+import type dgram from "node:dgram";
 import { afterEach, describe, expect, it } from "vitest";
 import { connect, listen, type QuicConnection, type QuicServer } from "../src/quic/api.ts";
 import { Connection } from "../src/quic/connection/connection.ts";
 import { clientConfig } from "../src/quic/connection/test-harness.ts";
 import { TransportErrorCode } from "../src/quic/errors.ts";
+import { rawSocket, until } from "./udp-helpers.ts";
 
 let server: QuicServer | undefined;
 let socket: dgram.Socket | undefined;
@@ -18,26 +19,6 @@ afterEach(async () => {
   await server?.close();
   server = undefined;
 });
-
-/** A UDP socket on 127.0.0.1 whose datagrams go to `onMessage`. */
-async function rawSocket(onMessage: (msg: Uint8Array) => void): Promise<dgram.Socket> {
-  const s = dgram.createSocket("udp4");
-  s.on("message", (m) => onMessage(new Uint8Array(m)));
-  await new Promise<void>((resolve) => s.bind(0, "127.0.0.1", resolve));
-  return s;
-}
-
-function until(check: () => boolean, ms = 5_000): Promise<void> {
-  const end = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (check()) resolve();
-      else if (Date.now() > end) reject(new Error("condition not reached"));
-      else setTimeout(tick, 5);
-    };
-    tick();
-  });
-}
 
 describe("handshakes in progress (RFC 9000 §5.2.2)", () => {
   it("beyond maxHandshakes a client Initial gets CONNECTION_REFUSED and no state", async () => {

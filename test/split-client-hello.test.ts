@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { listen, type QuicServer } from "../src/quic/api.ts";
 import { Connection } from "../src/quic/connection/connection.ts";
 import { clientConfig } from "../src/quic/connection/test-harness.ts";
+import { until } from "./udp-helpers.ts";
 
 let server: QuicServer | undefined;
 let socket: dgram.Socket | undefined;
@@ -19,18 +20,6 @@ afterEach(async () => {
   await server?.close();
   server = undefined;
 });
-
-function until(check: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (check()) resolve();
-      else if (Date.now() > end) reject(new Error("condition not reached"));
-      else setTimeout(tick, 5);
-    };
-    tick();
-  });
-}
 
 describe("a ClientHello split over two Initial datagrams", () => {
   it("completes when the second datagram reaches the server first and the first one later", async () => {
