@@ -63,9 +63,10 @@ export function startUntil(
   args: string[],
   ready: RegExp,
   timeoutMs = 20_000,
+  env?: NodeJS.ProcessEnv,
 ): Promise<{ child: ChildProcess; match: RegExpMatchArray; output: () => string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env });
     let out = "";
     const timer = setTimeout(() => {
       child.kill("SIGKILL");

@@ -4,14 +4,15 @@
  * its own costs a packet per file (and quiche 0.18 loses a FIN that a retransmission merges with
  * bytes it already has, a failure seen in the interop matrix).
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { purequicBin, startUntil } from "../interop/lib.ts";
 import { connect } from "../src/quic/api.ts";
 
-const bin = new URL("../bin/purequic", import.meta.url).pathname;
+const LISTENING = /listening on udp [\d.]+:(\d+)/;
 
 let server: ChildProcess | undefined;
 afterEach(() => {
@@ -20,20 +21,13 @@ afterEach(() => {
 });
 
 async function startServer(root: string, qlogDir: string): Promise<number> {
-  const child = spawn(bin, ["server", "--listen", "127.0.0.1:0", "--alpn", "hq-interop", "--root", root], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, QLOGDIR: qlogDir },
+  const args = ["server", "--listen", "127.0.0.1:0", "--alpn", "hq-interop", "--root", root];
+  const started = await startUntil(purequicBin, args, LISTENING, 20_000, {
+    ...process.env,
+    QLOGDIR: qlogDir,
   });
-  server = child;
-  return new Promise<number>((resolve, reject) => {
-    let out = "";
-    child.stdout?.on("data", (d) => {
-      out += d;
-      const m = /listening on udp [\d.]+:(\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
-    });
-    child.on("exit", (code) => reject(new Error(`server exited ${code}: ${out}`)));
-  });
+  server = started.child;
+  return Number(started.match[1]);
 }
 
 interface StreamFrame {

@@ -3,10 +3,11 @@
  * --max-handshakes caps the handshakes in progress (RFC 9000 §5.2.2: beyond it a client Initial is
  * refused with CONNECTION_REFUSED), and a bad value is a usage error.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile } from "node:child_process";
 import dgram from "node:dgram";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
+import { purequicBin, startUntil } from "../interop/lib.ts";
 import { parsePositiveInteger } from "../src/cli/server.ts";
 import { Connection } from "../src/quic/connection/connection.ts";
 import { clientConfig } from "../src/quic/connection/test-harness.ts";
@@ -15,6 +16,7 @@ import { until } from "./udp-helpers.ts";
 
 const run = promisify(execFile);
 const bin = new URL("../bin/purequic", import.meta.url).pathname;
+const LISTENING = /listening on udp [\d.]+:(\d+)/;
 
 let server: ChildProcess | undefined;
 const sockets: dgram.Socket[] = [];
@@ -25,19 +27,10 @@ afterEach(() => {
 });
 
 async function startServer(extra: string[]): Promise<number> {
-  const child = spawn(bin, ["server", "--listen", "127.0.0.1:0", "--alpn", "hq-interop", ...extra], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  server = child;
-  return new Promise<number>((resolve, reject) => {
-    let out = "";
-    child.stdout?.on("data", (d) => {
-      out += d;
-      const m = /listening on udp [\d.]+:(\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
-    });
-    child.on("exit", (code) => reject(new Error(`server exited ${code}: ${out}`)));
-  });
+  const args = ["server", "--listen", "127.0.0.1:0", "--alpn", "hq-interop", ...extra];
+  const started = await startUntil(purequicBin, args, LISTENING);
+  server = started.child;
+  return Number(started.match[1]);
 }
 
 /** A sans-IO client whose first Initial goes out over its own UDP socket; it reads every answer. */
